@@ -1,0 +1,500 @@
+"""
+The key-space client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar, overload
+from urllib.parse import urlencode
+
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IAgent
+
+from txetcd2._cluster import Cluster, parse_endpoints
+from txetcd2._errors import EtcdError, EtcdProtocolError, KeyNotFound, NotFile
+from txetcd2._http import Exchange, RawResponse, error_for
+from txetcd2._keys import (
+    Query,
+    check_index,
+    check_int,
+    check_prev_value,
+    check_request_line,
+    check_ttl,
+    check_value,
+    flag,
+    key_path,
+    normalize_key,
+)
+from txetcd2._models import DecodeError, EtcdResponse, decode_response
+from txetcd2._reactor import default_reactor
+
+_T = TypeVar("_T")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Any = _Missing()
+
+
+def _add_flag(query: Query, name: str, value: bool) -> None:
+    if flag(value) == "true":
+        query.append((name, "true"))
+
+
+def _add_compare(query: Query, prev_value: str | None, prev_index: int | None) -> None:
+    if prev_value is not None:
+        query.append(("prevValue", check_prev_value(prev_value)))
+    if prev_index is not None:
+        query.append(("prevIndex", str(check_index(prev_index, "prev_index"))))
+
+
+def _form(value: str | None = None, ttl: int | None = None, refresh: bool = False) -> bytes:
+    fields: list[tuple[str, str]] = []
+    if value is not None:
+        fields.append(("value", check_value(value)))
+    if ttl is not None:
+        fields.append(("ttl", str(check_ttl(ttl))))
+    if refresh:
+        fields.append(("refresh", "true"))
+    return urlencode(fields).encode("ascii")
+
+
+def decode(raw: RawResponse) -> EtcdResponse:
+    """
+    Turn a key-space answer into a response, or raise the error it carries.
+
+    :param raw: the answer.
+    :returns: the response, for a 200 or 201.
+    :raises EtcdError: the typed error for anything else.
+    """
+    if raw.status not in (200, 201):
+        raise error_for(raw)
+    try:
+        return decode_response(raw.body, raw.headers)
+    except DecodeError as e:
+        raise EtcdProtocolError(raw.endpoint, raw.status, str(e), raw.body) from None
+
+
+class EtcdClient:
+    """
+    A client for etcd's v2 key space.
+
+    Every method returns a :class:`~twisted.internet.defer.Deferred`;
+    cancelling it aborts the request. Arguments are checked before any I/O:
+    bad ones raise :class:`TypeError` or :class:`ValueError` at once.
+
+    :param endpoints: one member's URL, a comma-separated list, or a sequence
+        of URLs, e.g. ``"http://127.0.0.1:2379"``.
+    :param reactor: the reactor (default: the global one).
+    :param timeout: seconds to wait for an answer to a request (not for a
+        watch's event).
+    :param agent: the HTTP agent (default: an :class:`Agent` over a pool of
+        persistent connections owned by the client).
+    :param pool_size: how many idle connections to keep per member.
+    :param watch_timeout: how long one long-poll of :meth:`watch` waits
+        before it is renewed (etcd sends no heartbeat).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str] = "http://127.0.0.1:2379",
+        *,
+        reactor: Any = None,
+        timeout: float = 5.0,
+        agent: IAgent | None = None,
+        pool_size: int = 64,
+        watch_timeout: float = 60.0,
+    ) -> None:
+        if reactor is None:
+            reactor = default_reactor()
+        self._reactor = reactor
+        self._timeout = float(timeout)
+        self._watch_timeout = float(watch_timeout)
+        self._cluster = Cluster(parse_endpoints(endpoints))
+        self._pool: HTTPConnectionPool | None = None
+        if agent is None:
+            self._pool = HTTPConnectionPool(reactor, persistent=True)
+            self._pool.maxPersistentPerHost = check_int(pool_size, "pool_size", 1)
+            self._pool.retryAutomatically = False
+            agent = Agent(reactor, pool=self._pool, connectTimeout=self._timeout)
+        self._exchange = Exchange(HTTPClient(agent), reactor)
+        self._pending: set[Deferred[Any]] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<EtcdClient {','.join(self._cluster.endpoints)}>"
+
+    @property
+    def endpoints(self) -> list[str]:
+        """
+        The members' base URLs, as the client knows them.
+        """
+        return list(self._cluster.endpoints)
+
+    def _run(self, coroutine: Coroutine[Any, Any, _T]) -> Deferred[_T]:
+        if self._closed:
+            coroutine.close()
+            raise EtcdError("this EtcdClient is closed; create a new one")
+        d = Deferred.fromCoroutine(coroutine)
+        self._pending.add(d)
+
+        def done(result: object) -> object:
+            self._pending.discard(d)
+            return result
+
+        d.addBoth(done)
+        return d
+
+    async def _request(
+        self,
+        method: str,
+        key: str,
+        path: str,
+        target: str,
+        form: bytes | None,
+        idempotent: bool,
+    ) -> RawResponse:
+        exchange = self._exchange
+
+        def attempt(endpoint: str) -> Coroutine[Any, Any, RawResponse]:
+            return exchange.send(endpoint, method, target, form, self._timeout)
+
+        return await self._cluster.call(attempt, idempotent=idempotent, what=method, key=key)
+
+    def _keys(
+        self,
+        method: str,
+        key: str,
+        query: Query,
+        form: bytes | None = None,
+        idempotent: bool = True,
+    ) -> Deferred[EtcdResponse]:
+        path = key_path(key)
+        target = check_request_line(method, path, query)
+        return self._run(self._keys_call(method, key, path, target, form, idempotent))
+
+    async def _keys_call(
+        self,
+        method: str,
+        key: str,
+        path: str,
+        target: str,
+        form: bytes | None,
+        idempotent: bool,
+    ) -> EtcdResponse:
+        raw = await self._request(method, normalize_key(key), path, target, form, idempotent)
+        return decode(raw)
+
+    # -- reading -------------------------------------------------------------
+
+    def get(
+        self, key: str, *, recursive: bool = False, sorted: bool = False, quorum: bool = False
+    ) -> Deferred[EtcdResponse]:
+        """
+        Read a key, or list a directory.
+
+        :param key: the key (``"a/b"`` and ``"/a/b"`` are the same).
+        :param recursive: list a directory's whole subtree.
+        :param sorted: list children in key order.
+        :param quorum: read through the leader (never stale) instead of
+            from the member's local copy.
+        :returns: a Deferred firing with the response.
+        :raises KeyNotFound: (in the Deferred) if the key does not exist.
+        """
+        query: Query = []
+        _add_flag(query, "recursive", recursive)
+        _add_flag(query, "sorted", sorted)
+        _add_flag(query, "quorum", quorum)
+        return self._keys("GET", key, query)
+
+    @overload
+    def get_value(self, key: str) -> Deferred[str]: ...
+
+    @overload
+    def get_value(self, key: str, default: _T) -> Deferred[str | _T]: ...
+
+    def get_value(self, key: str, default: Any = _MISSING) -> Deferred[Any]:
+        """
+        Read a key's value.
+
+        :param key: the key.
+        :param default: what to fire with when the key does not exist;
+            without it, a missing key fails with :class:`KeyNotFound`.
+        :returns: a Deferred firing with the value.
+        :raises NotFile: (in the Deferred) if the key is a directory.
+        """
+        path = key_path(key)
+        target = check_request_line("GET", path, [])
+        return self._run(self._get_value(key, path, target, default))
+
+    async def _get_value(self, key: str, path: str, target: str, default: Any) -> Any:
+        try:
+            response = await self._keys_call("GET", key, path, target, None, True)
+        except KeyNotFound:
+            if default is _MISSING:
+                raise
+            return default
+        if response.node.dir:
+            raise NotFile(102, "Not a file", response.node.key, response.etcd_index, 200)
+        return response.node.value or ""
+
+    # -- writing -------------------------------------------------------------
+
+    def set(
+        self,
+        key: str,
+        value: str,
+        *,
+        ttl: int | None = None,
+        prev_value: str | None = None,
+        prev_index: int | None = None,
+        prev_exist: bool | None = None,
+    ) -> Deferred[EtcdResponse]:
+        """
+        Set a key's value, creating or replacing it.
+
+        :param key: the key.
+        :param value: the value.
+        :param ttl: seconds until the key expires; without it the key never
+            expires (an existing TTL is removed).
+        :param prev_value: only if the current value is this.
+        :param prev_index: only if the key was last modified at this index.
+        :param prev_exist: only if the key exists (``True``) or does not
+            (``False``).
+        :returns: a Deferred firing with the response.
+        """
+        query: Query = []
+        _add_compare(query, prev_value, prev_index)
+        if prev_exist is not None:
+            query.append(("prevExist", flag(prev_exist)))
+        conditional = bool(query)
+        return self._keys("PUT", key, query, _form(value, ttl), idempotent=not conditional)
+
+    def create(self, key: str, value: str, *, ttl: int | None = None) -> Deferred[EtcdResponse]:
+        """
+        Create a key that must not exist yet.
+
+        :param key: the key.
+        :param value: the value.
+        :param ttl: seconds until the key expires.
+        :returns: a Deferred firing with the response.
+        :raises NodeExist: (in the Deferred) if the key exists.
+        """
+        return self._keys("PUT", key, [("prevExist", "false")], _form(value, ttl), False)
+
+    def update(self, key: str, value: str, *, ttl: int | None = None) -> Deferred[EtcdResponse]:
+        """
+        Change a key that must exist already.
+
+        Without ``ttl``, an existing TTL is removed (etcd's behaviour).
+
+        :param key: the key.
+        :param value: the value.
+        :param ttl: seconds until the key expires.
+        :returns: a Deferred firing with the response.
+        :raises KeyNotFound: (in the Deferred) if the key does not exist.
+        """
+        return self._keys("PUT", key, [("prevExist", "true")], _form(value, ttl), False)
+
+    def refresh(self, key: str, ttl: int) -> Deferred[EtcdResponse]:
+        """
+        Reset a key's TTL without changing its value and without waking watchers.
+
+        :param key: the key.
+        :param ttl: the new TTL in seconds.
+        :returns: a Deferred firing with the response.
+        :raises KeyNotFound: (in the Deferred) if the key does not exist.
+        """
+        return self._keys("PUT", key, [("prevExist", "true")], _form(ttl=ttl, refresh=True), False)
+
+    def append(
+        self, dir_key: str, value: str, *, ttl: int | None = None
+    ) -> Deferred[EtcdResponse]:
+        """
+        Create an in-order key in a directory (named by its index).
+
+        :param dir_key: the directory (created if needed).
+        :param value: the value.
+        :param ttl: seconds until the key expires.
+        :returns: a Deferred firing with the response; ``node.key`` is the new key.
+        """
+        return self._keys("POST", dir_key, [], _form(value, ttl), False)
+
+    def delete(
+        self,
+        key: str,
+        *,
+        recursive: bool = False,
+        dir: bool = False,
+        prev_value: str | None = None,
+        prev_index: int | None = None,
+        missing_ok: bool = False,
+    ) -> Deferred[EtcdResponse | None]:
+        """
+        Delete a key or directory.
+
+        :param key: the key.
+        :param recursive: delete a directory with everything below it.
+        :param dir: delete an empty directory.
+        :param prev_value: only if the current value is this.
+        :param prev_index: only if the key was last modified at this index.
+        :param missing_ok: fire with ``None`` instead of failing with
+            :class:`KeyNotFound` when the key does not exist.
+        :returns: a Deferred firing with the response.
+        """
+        query: Query = []
+        _add_flag(query, "recursive", recursive)
+        _add_flag(query, "dir", dir)
+        _add_compare(query, prev_value, prev_index)
+        flag(missing_ok)
+        d: Deferred[Any] = self._keys("DELETE", key, query, None, False)
+        if missing_ok:
+            d.addErrback(lambda f: f.trap(KeyNotFound) and None)
+        return d
+
+    def compare_and_swap(
+        self,
+        key: str,
+        value: str,
+        *,
+        prev_value: str | None = None,
+        prev_index: int | None = None,
+        ttl: int | None = None,
+    ) -> Deferred[EtcdResponse]:
+        """
+        Set a key only if it still has the given value and/or index.
+
+        :param key: the key.
+        :param value: the new value.
+        :param prev_value: the value it must have now.
+        :param prev_index: the index it must have been modified at.
+        :param ttl: seconds until the key expires.
+        :returns: a Deferred firing with the response.
+        :raises ValueError: if neither condition is given.
+        :raises TestFailed: (in the Deferred) if the condition did not hold.
+        """
+        if prev_value is None and prev_index is None:
+            raise ValueError("compare_and_swap needs prev_value, prev_index or both")
+        query: Query = []
+        _add_compare(query, prev_value, prev_index)
+        return self._keys("PUT", key, query, _form(value, ttl), False)
+
+    def compare_and_delete(
+        self, key: str, *, prev_value: str | None = None, prev_index: int | None = None
+    ) -> Deferred[EtcdResponse]:
+        """
+        Delete a key only if it still has the given value and/or index.
+
+        :param key: the key.
+        :param prev_value: the value it must have now.
+        :param prev_index: the index it must have been modified at.
+        :returns: a Deferred firing with the response.
+        :raises ValueError: if neither condition is given.
+        :raises TestFailed: (in the Deferred) if the condition did not hold.
+        """
+        if prev_value is None and prev_index is None:
+            raise ValueError("compare_and_delete needs prev_value, prev_index or both")
+        query: Query = []
+        _add_compare(query, prev_value, prev_index)
+        return self._keys("DELETE", key, query, None, False)
+
+    def mkdir(self, key: str, *, ttl: int | None = None) -> Deferred[EtcdResponse]:
+        """
+        Create a directory that must not exist yet.
+
+        :param key: the directory.
+        :param ttl: seconds until it expires, with everything below it.
+        :returns: a Deferred firing with the response.
+        :raises NodeExist: (in the Deferred) if the key exists.
+        """
+        query: Query = [("dir", "true"), ("prevExist", "false")]
+        return self._keys("PUT", key, query, _form(ttl=ttl), False)
+
+    def rmdir(self, key: str, *, recursive: bool = False) -> Deferred[EtcdResponse]:
+        """
+        Remove a directory.
+
+        :param key: the directory.
+        :param recursive: remove everything below it too; without it the
+            directory must be empty.
+        :returns: a Deferred firing with the response.
+        :raises DirNotEmpty: (in the Deferred) if it has children.
+        """
+        query: Query = [("dir", "true")]
+        _add_flag(query, "recursive", recursive)
+        return self._keys("DELETE", key, query, None, False)
+
+    # -- watching ------------------------------------------------------------
+
+    def watch(
+        self, key: str, *, index: int | None = None, recursive: bool = False
+    ) -> Deferred[EtcdResponse]:
+        """
+        Wait for the next change of a key (one long-poll).
+
+        The poll is renewed every ``watch_timeout`` seconds, from the index
+        etcd reported when it accepted the previous poll, so no change is
+        missed between polls.
+
+        :param key: the key or directory.
+        :param index: wait for the first change at or after this index
+            (default: the next change).
+        :param recursive: watch everything below a directory.
+        :returns: a Deferred firing with the event.
+        :raises EventIndexCleared: (in the Deferred) if ``index`` is older than
+            etcd's event history.
+        """
+        path = key_path(key)
+        if index is not None:
+            check_index(index, "index")
+        query: Query = [("wait", "true")]
+        _add_flag(query, "recursive", recursive)
+        check_request_line("GET", path, [*query, ("waitIndex", str(2**63))])
+        return self._run(self._watch(normalize_key(key), path, query, index))
+
+    async def _watch(self, key: str, path: str, query: Query, index: int | None) -> EtcdResponse:
+        exchange = self._exchange
+        while True:
+            target = check_request_line(
+                "GET", path, [*query, ("waitIndex", str(index))] if index else query
+            )
+
+            def attempt(endpoint: str, target: str = target) -> Any:
+                return exchange.poll(endpoint, target, self._timeout, self._watch_timeout)
+
+            raw, complete = await self._cluster.call(
+                attempt, idempotent=True, what="watch", key=key
+            )
+            if raw.status != 200:
+                raise error_for(raw)
+            if complete and raw.body.strip():
+                return decode(raw)
+            started = int(raw.headers.get("x-etcd-index", "0") or 0)
+            if started:
+                index = max(index or 0, started + 1)
+            self.log.debug("watch {key} renewed from {index}", key=key, index=index)
+
+    # -- life cycle ----------------------------------------------------------
+
+    def close(self) -> Deferred[None]:
+        """
+        Cancel every request in flight and close the pooled connections.
+
+        :returns: a Deferred firing once the connections are closed.
+        """
+        self._closed = True
+        for d in list(self._pending):
+            d.cancel()
+        if self._pool is None:
+            return succeed(None)
+        closing: Deferred[None] = self._pool.closeCachedConnections()
+        return closing

@@ -1,0 +1,362 @@
+"""
+One HTTP exchange with one etcd member, over treq, and the reading of its answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, cast
+
+import attrs
+from treq.client import HTTPClient
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
+from twisted.internet.error import (
+    ConnectError,
+    ConnectingCancelledError,
+    DNSLookupError,
+)
+from twisted.internet.interfaces import IConsumer, IReactorTime
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone, ResponseNeverReceived
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IBodyProducer, IResponse
+from zope.interface import implementer
+
+from txetcd2._errors import (
+    EtcdConnectionError,
+    EtcdError,
+    EtcdProtocolError,
+    EtcdTimeout,
+    EtcdV2Disabled,
+    api_error,
+)
+
+#: The headers etcd sets, kept (lower-case) on every answer.
+ETCD_HEADERS = (
+    "x-etcd-index",
+    "x-raft-index",
+    "x-raft-term",
+    "x-etcd-cluster-id",
+    "content-type",
+)
+
+
+@implementer(IBodyProducer)
+class BytesProducer:
+    """
+    A body producer that writes its bytes at once, without a cooperator.
+
+    treq's default producer schedules its writes on the global reactor; this
+    one needs no reactor at all.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        consumer.write(self._body)
+        return succeed(None)
+
+    def stopProducing(self) -> None:
+        pass
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+
+@attrs.frozen
+class RawResponse:
+    """
+    A complete answer from one member.
+
+    :ivar endpoint: the member's base URL.
+    :ivar status: the HTTP status.
+    :ivar headers: etcd's headers, by lower-case name.
+    :ivar body: the raw body.
+    """
+
+    endpoint: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """
+        Decode the body as JSON.
+
+        :returns: the decoded document.
+        :raises EtcdProtocolError: when it is not JSON.
+        """
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise EtcdProtocolError(
+                self.endpoint, self.status, "the body is not JSON", self.body
+            ) from None
+
+
+def etcd_headers(headers: Headers) -> dict[str, str]:
+    """
+    Pick etcd's headers out of an answer.
+
+    :param headers: the answer's headers.
+    :returns: the values, by lower-case name.
+    """
+    found: dict[str, str] = {}
+    for name in ETCD_HEADERS:
+        values = headers.getRawHeaders(name)
+        if values:
+            found[name] = (
+                values[-1].decode("latin-1") if isinstance(values[-1], bytes) else values[-1]
+            )
+    return found
+
+
+def never_sent(error: BaseException) -> bool:
+    """
+    Tell whether a failure proves the request never reached the server.
+
+    :param error: the exception from the HTTP layer.
+    :returns: ``True`` for connection refused, DNS failure and the like.
+    """
+    if isinstance(error, ResponseNeverReceived):
+        return False
+    return isinstance(error, ConnectError | DNSLookupError | ConnectingCancelledError)
+
+
+def describe(error: BaseException) -> str:
+    """
+    Put an HTTP-layer failure in words.
+
+    :param error: the exception.
+    :returns: a short description.
+    """
+    if isinstance(error, ResponseNeverReceived):
+        reasons = ", ".join(r.getErrorMessage() or type(r.value).__name__ for r in error.reasons)
+        return f"the connection closed before an answer ({reasons})"
+    text = str(error) or type(error).__name__
+    return text
+
+
+def error_for(raw: RawResponse) -> EtcdError:
+    """
+    Build the exception for an answer that is not a success.
+
+    :param raw: the answer.
+    :returns: the exception to raise.
+    """
+    content_type = raw.headers.get("content-type", "")
+    if raw.status == 404 and content_type.startswith("text/plain"):
+        return EtcdV2Disabled(raw.endpoint)
+    if content_type.startswith("application/json"):
+        try:
+            doc = json.loads(raw.body)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("errorCode"), int):
+            index = doc.get("index")
+            return api_error(
+                doc["errorCode"],
+                str(doc.get("message", "")),
+                doc.get("cause") if isinstance(doc.get("cause"), str) else None,
+                index if isinstance(index, int) else 0,
+                raw.status,
+            )
+    if raw.status in (301, 302, 307, 308):
+        return EtcdProtocolError(
+            raw.endpoint,
+            raw.status,
+            "etcd redirected the request; redirects are never followed for keys because "
+            "they lead outside the intended prefix",
+            raw.body,
+        )
+    return EtcdProtocolError(raw.endpoint, raw.status, "not an etcd answer", raw.body)
+
+
+class Exchange:
+    """
+    Sends requests to etcd members through one treq client.
+
+    :param http: the treq client, over the injected agent and pool.
+    :param clock: the clock for timeouts.
+    """
+
+    def __init__(self, http: HTTPClient, clock: IReactorTime) -> None:
+        self._http = http
+        self._clock = clock
+
+    def open(
+        self,
+        endpoint: str,
+        method: str,
+        target: str,
+        form: bytes | None,
+        headers: Headers | None = None,
+    ) -> Deferred[IResponse]:
+        """
+        Send one request and fire with the answer once its headers arrived.
+
+        :param endpoint: the member's base URL.
+        :param method: the HTTP method.
+        :param target: the encoded path and query.
+        :param form: the form body, if any.
+        :param headers: extra headers.
+        :returns: a Deferred firing with the unread answer.
+        """
+        all_headers = headers.copy() if headers is not None else Headers()
+        producer = None
+        if form is not None:
+            all_headers.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
+            producer = BytesProducer(form)
+        request = self._http.request(
+            method,
+            endpoint + target,
+            headers=all_headers,
+            data=producer,
+            allow_redirects=False,
+            unbuffered=True,
+        )
+        return cast("Deferred[IResponse]", request)
+
+    async def send(
+        self,
+        endpoint: str,
+        method: str,
+        target: str,
+        form: bytes | None,
+        timeout: float | None,
+        headers: Headers | None = None,
+    ) -> RawResponse:
+        """
+        Send one request and read its whole answer, within ``timeout``.
+
+        :param endpoint: the member's base URL.
+        :param method: the HTTP method.
+        :param target: the encoded path and query.
+        :param form: the form body, if any.
+        :param timeout: seconds to wait for the whole answer; ``None`` waits forever.
+        :param headers: extra headers.
+        :returns: the answer, whatever its status.
+        :raises EtcdTimeout: when the timeout ran out.
+        :raises EtcdConnectionError: when the connection failed; its
+            ``__cause__`` is the HTTP layer's exception.
+        """
+        attempt = Deferred.fromCoroutine(self._read(endpoint, method, target, form, headers))
+        if timeout is not None:
+            attempt.addTimeout(timeout, self._clock)
+        try:
+            return await attempt
+        except TimeoutError:
+            raise EtcdTimeout(
+                endpoint, f"{method} {target.split('?')[0]}", timeout or 0.0
+            ) from None
+        except (EtcdError, CancelledError):
+            raise
+        except Exception as e:
+            raise EtcdConnectionError(endpoint, describe(e)) from e
+
+    async def _read(
+        self,
+        endpoint: str,
+        method: str,
+        target: str,
+        form: bytes | None,
+        headers: Headers | None,
+    ) -> RawResponse:
+        response = await self.open(endpoint, method, target, form, headers)
+        body = await read_body(response)
+        return RawResponse(endpoint, response.code, etcd_headers(response.headers), body)
+
+    async def poll(
+        self,
+        endpoint: str,
+        target: str,
+        timeout: float | None,
+        wait: float,
+        headers: Headers | None = None,
+    ) -> tuple[RawResponse, bool]:
+        """
+        Send a long-poll ``GET`` and wait up to ``wait`` seconds for its body.
+
+        etcd sends a watch's headers at once and its body when an event
+        comes, so the headers are awaited within ``timeout`` and the body
+        within ``wait``; a body that does not come in time is abandoned (the
+        connection is aborted).
+
+        :param endpoint: the member's base URL.
+        :param target: the encoded path and query.
+        :param timeout: seconds to wait for the headers.
+        :param wait: seconds to wait for the body.
+        :param headers: extra headers.
+        :returns: the answer and whether its body arrived (``False``: the
+            body is empty because the wait ran out).
+        """
+        opened = self.open(endpoint, "GET", target, None, headers)
+        if timeout is not None:
+            opened.addTimeout(timeout, self._clock)
+        try:
+            response = await opened
+        except TimeoutError:
+            raise EtcdTimeout(endpoint, f"watch {target.split('?')[0]}", timeout or 0.0) from None
+        except CancelledError:
+            raise
+        except Exception as e:
+            raise EtcdConnectionError(endpoint, describe(e)) from e
+        found = etcd_headers(response.headers)
+        try:
+            body = await read_body(response).addTimeout(wait, self._clock)
+        except TimeoutError:
+            return RawResponse(endpoint, response.code, found, b""), False
+        except CancelledError:
+            raise
+        except Exception as e:
+            raise EtcdConnectionError(endpoint, describe(e)) from e
+        return RawResponse(endpoint, response.code, found, body), True
+
+
+class _BodyReader(Protocol):
+    """
+    Collects a body; ignores the end of a body whose reading was cancelled.
+    """
+
+    def __init__(self, finished: Deferred[bytes]) -> None:
+        self._finished = finished
+        self._chunks: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self._chunks.append(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._finished.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self._finished.callback(b"".join(self._chunks))
+        else:
+            self._finished.errback(reason)
+
+
+def read_body(response: IResponse) -> Deferred[bytes]:
+    """
+    Read a whole body; cancelling the Deferred aborts the connection.
+
+    :param response: the answer.
+    :returns: a Deferred firing with the body.
+    """
+    reader: _BodyReader
+
+    def cancel(d: Deferred[bytes]) -> None:
+        abort = getattr(reader.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+
+    finished: Deferred[bytes] = Deferred(cancel)
+    reader = _BodyReader(finished)
+    response.deliverBody(reader)
+    return finished

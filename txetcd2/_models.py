@@ -1,0 +1,191 @@
+"""
+Typed, frozen records for etcd's v2 answers, and the one decoder that builds them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class EtcdNode:
+    """
+    One node of etcd's key space: a key with a value, or a directory.
+
+    :ivar key: the absolute key, e.g. ``"/a/b"`` (``"/"`` for the root).
+    :ivar value: the value, ``None`` for a directory (or a delete event).
+    :ivar dir: whether the node is a directory.
+    :ivar ttl: seconds left to live, when the node expires.
+    :ivar expiration: when the node expires (an aware datetime), if it does.
+    :ivar created_index: the index that created the node (0 for the root).
+    :ivar modified_index: the index that last changed the node (0 for the root).
+    :ivar nodes: the children returned with a directory listing.
+    """
+
+    key: str
+    value: str | None = None
+    dir: bool = False
+    ttl: int | None = None
+    expiration: datetime | None = None
+    created_index: int = 0
+    modified_index: int = 0
+    nodes: tuple[EtcdNode, ...] = ()
+
+    def walk(self) -> Iterator[EtcdNode]:
+        """
+        Iterate over this node and every node below it, depth first.
+
+        :returns: an iterator of nodes, this one first.
+        """
+        yield self
+        for child in self.nodes:
+            yield from child.walk()
+
+    def leaves(self) -> dict[str, str]:
+        """
+        Map every non-directory key at or below this node to its value.
+
+        :returns: a dict from key to value.
+        """
+        return {n.key: n.value for n in self.walk() if not n.dir and n.value is not None}
+
+
+@attrs.frozen
+class EtcdResponse:
+    """
+    One answer of the key-space API, or one watch event.
+
+    :ivar action: etcd's action (``get``, ``set``, ``create``, ``update``,
+        ``delete``, ``expire``, ``compareAndSwap``, ``compareAndDelete``).
+    :ivar node: the node the action applied to.
+    :ivar prev_node: the node as it was before, for changes of an existing key.
+    :ivar etcd_index: the ``X-Etcd-Index`` header (for a watch: the store
+        index when the watch started, not the event's index).
+    :ivar raft_index: the ``X-Raft-Index`` header.
+    :ivar raft_term: the ``X-Raft-Term`` header.
+    :ivar cluster_id: the ``X-Etcd-Cluster-Id`` header.
+    """
+
+    action: str
+    node: EtcdNode
+    prev_node: EtcdNode | None = None
+    etcd_index: int = 0
+    raft_index: int | None = None
+    raft_term: int | None = None
+    cluster_id: str | None = None
+
+    @property
+    def value(self) -> str | None:
+        """
+        The node's value, a shortcut for ``response.node.value``.
+        """
+        return self.node.value
+
+    @property
+    def index(self) -> int:
+        """
+        The index of the change this answer reports (``node.modified_index``).
+        """
+        return self.node.modified_index
+
+
+class DecodeError(ValueError):
+    """
+    A document does not have the shape of an etcd answer.
+    """
+
+
+def _int(doc: Mapping[str, Any], name: str) -> int:
+    value = doc.get(name, 0)
+    if type(value) is not int:
+        raise DecodeError(f"{name} should be an integer, not {value!r}")
+    return value
+
+
+def decode_node(doc: Any) -> EtcdNode:
+    """
+    Build an :class:`EtcdNode` from etcd's JSON node object.
+
+    :param doc: the decoded JSON object.
+    :returns: the node.
+    :raises DecodeError: when the object does not have a node's shape.
+    """
+    if not isinstance(doc, dict):
+        raise DecodeError(f"a node should be an object, not {doc!r:.80}")
+    value = doc.get("value")
+    if value is not None and not isinstance(value, str):
+        raise DecodeError(f"value should be a string, not {value!r:.80}")
+    expiration = doc.get("expiration")
+    ttl = doc.get("ttl")
+    try:
+        expires = datetime.fromisoformat(expiration) if expiration is not None else None
+    except (TypeError, ValueError) as e:
+        raise DecodeError(f"bad expiration {expiration!r}") from e
+    if ttl is not None and type(ttl) is not int:
+        raise DecodeError(f"ttl should be an integer, not {ttl!r}")
+    children = doc.get("nodes") or ()
+    if not isinstance(children, list | tuple):
+        raise DecodeError("nodes should be a list")
+    return EtcdNode(
+        key=doc.get("key", "/"),
+        value=value,
+        dir=doc.get("dir") is True,
+        ttl=ttl,
+        expiration=expires,
+        created_index=_int(doc, "createdIndex"),
+        modified_index=_int(doc, "modifiedIndex"),
+        nodes=tuple(decode_node(child) for child in children),
+    )
+
+
+def _header_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def decode_event(doc: Any, headers: Mapping[str, str]) -> EtcdResponse:
+    """
+    Build an :class:`EtcdResponse` from a decoded JSON answer and its headers.
+
+    :param doc: the decoded JSON object ``{"action", "node", "prevNode"?}``.
+    :param headers: the answer's etcd headers, by lower-case name.
+    :returns: the response.
+    :raises DecodeError: when the document does not have an answer's shape.
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("action"), str):
+        raise DecodeError(f"an answer should be an object with an action, not {doc!r:.80}")
+    prev = doc.get("prevNode")
+    return EtcdResponse(
+        action=doc["action"],
+        node=decode_node(doc.get("node")),
+        prev_node=decode_node(prev) if prev is not None else None,
+        etcd_index=_header_int(headers.get("x-etcd-index")) or 0,
+        raft_index=_header_int(headers.get("x-raft-index")),
+        raft_term=_header_int(headers.get("x-raft-term")),
+        cluster_id=headers.get("x-etcd-cluster-id"),
+    )
+
+
+def decode_response(body: bytes, headers: Mapping[str, str]) -> EtcdResponse:
+    """
+    Decode the JSON body of a successful key-space answer.
+
+    :param body: the raw body.
+    :param headers: the answer's etcd headers, by lower-case name.
+    :returns: the response.
+    :raises DecodeError: when the body is not such an answer.
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError as e:
+        raise DecodeError(f"the body is not JSON: {e}") from e
+    return decode_event(doc, headers)
