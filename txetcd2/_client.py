@@ -14,7 +14,9 @@ from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
+from txetcd2._auth import AuthAPI
 from txetcd2._cluster import Cluster, parse_endpoints
+from txetcd2._credentials import check_credentials
 from txetcd2._errors import EtcdError, EtcdProtocolError, KeyNotFound, NotFile
 from txetcd2._http import Exchange, RawResponse, error_for
 from txetcd2._keys import (
@@ -31,6 +33,7 @@ from txetcd2._keys import (
 )
 from txetcd2._models import DecodeError, EtcdResponse, decode_response
 from txetcd2._reactor import default_reactor
+from txetcd2._tls import PEMSource, check_tls_options
 
 _T = TypeVar("_T")
 
@@ -100,6 +103,18 @@ class EtcdClient:
     :param pool_size: how many idle connections to keep per member.
     :param watch_timeout: how long one long-poll of :meth:`watch` waits
         before it is renewed (etcd sends no heartbeat).
+    :param ca: for ``https://``: the CA certificates to trust (a path or PEM
+        bytes); default: the system trust store.
+    :param cert: a client certificate (path or PEM bytes).
+    :param key: its private key (path or PEM bytes); default: in ``cert``.
+    :param passphrase: the key's passphrase, if it is encrypted.
+    :param verify: ``False`` turns off every check of the server's
+        certificate (logged; never do this in production).
+    :param username: the user for etcd's basic auth, sent with every request.
+    :param password: its password (never logged nor shown).
+    :param allow_insecure_auth: allow sending the password over plain
+        ``http://`` endpoints.
+    :ivar auth: etcd's auth API (:class:`~txetcd2.auth.AuthAPI`).
     """
 
     log = Logger()
@@ -113,6 +128,14 @@ class EtcdClient:
         agent: IAgent | None = None,
         pool_size: int = 64,
         watch_timeout: float = 60.0,
+        ca: PEMSource | None = None,
+        cert: PEMSource | None = None,
+        key: PEMSource | None = None,
+        passphrase: str | bytes | None = None,
+        verify: bool = True,
+        username: str | None = None,
+        password: str | None = None,
+        allow_insecure_auth: bool = False,
     ) -> None:
         if reactor is None:
             reactor = default_reactor()
@@ -120,13 +143,22 @@ class EtcdClient:
         self._timeout = float(timeout)
         self._watch_timeout = float(watch_timeout)
         self._cluster = Cluster(parse_endpoints(endpoints))
+        credentials = check_credentials(
+            username, password, self._cluster.endpoints, allow_insecure_auth
+        )
+        tls = check_tls_options(agent, ca, cert, key, passphrase, verify)
         self._pool: HTTPConnectionPool | None = None
         if agent is None:
             self._pool = HTTPConnectionPool(reactor, persistent=True)
             self._pool.maxPersistentPerHost = check_int(pool_size, "pool_size", 1)
             self._pool.retryAutomatically = False
-            agent = Agent(reactor, pool=self._pool, connectTimeout=self._timeout)
+            agent = Agent(
+                reactor, contextFactory=tls, pool=self._pool, connectTimeout=self._timeout
+            )
         self._exchange = Exchange(HTTPClient(agent), reactor)
+        if credentials is not None:
+            self._exchange.auth_header = credentials.header()
+        self.auth = AuthAPI(self._cluster, self._exchange, self._run, self._timeout)
         self._pending: set[Deferred[Any]] = set()
         self._closed = False
 

@@ -14,6 +14,7 @@ from txetcd2._errors import (
     ClusterUnavailable,
     EtcdConnectionError,
     EtcdOutcomeUnknown,
+    EtcdTLSError,
 )
 from txetcd2._http import never_sent
 
@@ -111,6 +112,8 @@ class Cluster:
             endpoint = self.endpoints[position]
             try:
                 result = await attempt(endpoint)
+            except EtcdTLSError:
+                raise  # a configuration error: the other members would fail the same way
             except EtcdConnectionError as e:
                 cause = e.__cause__
                 if not idempotent and not (cause is not None and never_sent(cause)):

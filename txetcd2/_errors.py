@@ -309,6 +309,25 @@ class EtcdTimeout(EtcdConnectionError):
 
 
 @attrs.frozen(auto_exc=True, eq=False)
+class EtcdTLSError(EtcdConnectionError):
+    """
+    The TLS connection to a member failed: a configuration error, not an outage.
+
+    Unknown CA, a certificate for another host, a refused client
+    certificate, or plain HTTP to a TLS port; it is not retried on the
+    other members.
+
+    :ivar check: what to check or change.
+    """
+
+    check: str = ""
+
+    def __str__(self) -> str:
+        text = f"TLS with etcd at {self.endpoint} failed: {self.reason}"
+        return f"{text}. {self.check[:1].upper()}{self.check[1:]}" if self.check else text
+
+
+@attrs.frozen(auto_exc=True, eq=False)
 class ClusterUnavailable(EtcdConnectionError):
     """
     Every member was tried and none answered.

@@ -33,6 +33,7 @@ from txetcd2._errors import (
     EtcdV2Disabled,
     api_error,
 )
+from txetcd2._tls import plain_http_to_tls, tls_error_for
 
 #: The headers etcd sets, kept (lower-case) on every answer.
 ETCD_HEADERS = (
@@ -145,6 +146,18 @@ def describe(error: BaseException) -> str:
     return text
 
 
+def connection_error(endpoint: str, error: BaseException) -> EtcdConnectionError:
+    """
+    Build the exception for a failed connection.
+
+    :param endpoint: the member's URL.
+    :param error: the HTTP layer's exception.
+    :returns: an :class:`EtcdTLSError` for a TLS failure, else an
+        :class:`EtcdConnectionError`.
+    """
+    return tls_error_for(endpoint, error) or EtcdConnectionError(endpoint, describe(error))
+
+
 def error_for(raw: RawResponse) -> EtcdError:
     """
     Build the exception for an answer that is not a success.
@@ -153,6 +166,9 @@ def error_for(raw: RawResponse) -> EtcdError:
     :returns: the exception to raise.
     """
     content_type = raw.headers.get("content-type", "")
+    tls_error = plain_http_to_tls(raw.endpoint, raw.status, raw.body)
+    if tls_error is not None:
+        return tls_error
     if raw.status == 404 and content_type.startswith("text/plain"):
         return EtcdV2Disabled(raw.endpoint)
     if content_type.startswith("application/json"):
@@ -186,7 +202,11 @@ class Exchange:
 
     :param http: the treq client, over the injected agent and pool.
     :param clock: the clock for timeouts.
+    :ivar auth_header: the ``Authorization`` header value sent with every
+        request (basic auth), or ``None``.
     """
+
+    auth_header: bytes | None = None
 
     def __init__(self, http: HTTPClient, clock: IReactorTime) -> None:
         self._http = http
@@ -211,9 +231,12 @@ class Exchange:
         :returns: a Deferred firing with the unread answer.
         """
         all_headers = headers.copy() if headers is not None else Headers()
+        if self.auth_header is not None and not all_headers.hasHeader(b"authorization"):
+            all_headers.setRawHeaders(b"authorization", [self.auth_header])
         producer = None
         if form is not None:
-            all_headers.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
+            if not all_headers.hasHeader(b"content-type"):
+                all_headers.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
             producer = BytesProducer(form)
         request = self._http.request(
             method,
@@ -260,7 +283,7 @@ class Exchange:
         except (EtcdError, CancelledError):
             raise
         except Exception as e:
-            raise EtcdConnectionError(endpoint, describe(e)) from e
+            raise connection_error(endpoint, e) from e
 
     async def _read(
         self,
@@ -308,7 +331,7 @@ class Exchange:
         except CancelledError:
             raise
         except Exception as e:
-            raise EtcdConnectionError(endpoint, describe(e)) from e
+            raise connection_error(endpoint, e) from e
         found = etcd_headers(response.headers)
         try:
             body = await read_body(response).addTimeout(wait, self._clock)
@@ -317,7 +340,7 @@ class Exchange:
         except CancelledError:
             raise
         except Exception as e:
-            raise EtcdConnectionError(endpoint, describe(e)) from e
+            raise connection_error(endpoint, e) from e
         return RawResponse(endpoint, response.code, found, body), True
 
 
