@@ -206,19 +206,26 @@ class TLSFiles:
         return args
 
 
-def write_tls_files(directory: Path, ca: CertificateAuthority | None = None) -> TLSFiles:
+def write_tls_files(
+    directory: Path,
+    ca: CertificateAuthority | None = None,
+    server_dns: Sequence[str] = ("localhost",),
+    server_ips: Sequence[str] = ("127.0.0.1",),
+) -> TLSFiles:
     """
     Create a CA, a server and a client certificate, and write them out.
 
     :param directory: an existing directory.
     :param ca: the CA to use (default: a new one).
+    :param server_dns: the server certificate's DNS names.
+    :param server_ips: the server certificate's IP addresses.
     :returns: the paths.
     """
     if ca is None:
         ca = CertificateAuthority()
     ca_path = directory / "ca.crt"
     ca_path.write_bytes(ca.cert_pem)
-    server = ca.issue("localhost", dns=["localhost"], ips=["127.0.0.1"], client=True)
+    server = ca.issue(server_dns[0] if server_dns else "etcd", dns=server_dns, ips=server_ips)
     server_cert, server_key = server.write(directory, "server")
     client = ca.issue("client", server=False)
     client_cert, client_key = client.write(directory, "client")

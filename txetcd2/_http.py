@@ -33,7 +33,7 @@ from txetcd2._errors import (
     EtcdV2Disabled,
     api_error,
 )
-from txetcd2._tls import plain_http_to_tls, tls_error_for
+from txetcd2._tls import closed_without_answer, plain_http_to_tls, tls_error_for, tls_port_error
 
 #: The headers etcd sets, kept (lower-case) on every answer.
 ETCD_HEADERS = (
@@ -283,7 +283,24 @@ class Exchange:
         except (EtcdError, CancelledError):
             raise
         except Exception as e:
-            raise connection_error(endpoint, e) from e
+            raise await self._connection_error(endpoint, e) from e
+
+    async def _connection_error(self, endpoint: str, error: BaseException) -> EtcdConnectionError:
+        found = connection_error(endpoint, error)
+        if type(found) is not EtcdConnectionError or not endpoint.startswith("http://"):
+            return found
+        if not closed_without_answer(error):
+            return found
+        # A TLS port closes plain HTTP connections without a byte; so does a
+        # member going down, but then a fresh connection is refused.
+        probe = Deferred.fromCoroutine(self._read(endpoint, "GET", "/version", None, None))
+        probe.addTimeout(5.0, self._clock)
+        try:
+            await probe
+        except Exception as e:
+            if closed_without_answer(e):
+                return tls_port_error(endpoint)
+        return found
 
     async def _read(
         self,
@@ -331,7 +348,7 @@ class Exchange:
         except CancelledError:
             raise
         except Exception as e:
-            raise connection_error(endpoint, e) from e
+            raise await self._connection_error(endpoint, e) from e
         found = etcd_headers(response.headers)
         try:
             body = await read_body(response).addTimeout(wait, self._clock)
@@ -340,7 +357,7 @@ class Exchange:
         except CancelledError:
             raise
         except Exception as e:
-            raise connection_error(endpoint, e) from e
+            raise await self._connection_error(endpoint, e) from e
         return RawResponse(endpoint, response.code, found, body), True
 
 

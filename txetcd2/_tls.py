@@ -6,14 +6,15 @@ and putting TLS failures in words.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from service_identity import VerificationError
 from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IOpenSSLTrustRoot
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import (
     Certificate,
     CertificateOptions,
@@ -28,6 +29,9 @@ from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from txetcd2._errors import EtcdTLSError
+
+if TYPE_CHECKING:  # Twisted does not export the interface it returns
+    from twisted.internet._sslverify import IOpenSSLTrustRoot
 
 #: What a PEM option accepts: a file path, or the PEM bytes themselves.
 PEMSource = str | os.PathLike[str] | bytes
@@ -76,9 +80,10 @@ def load_trust_root(ca: PEMSource) -> IOpenSSLTrustRoot:
         certs = x509.load_pem_x509_certificates(pem)
     except ValueError as e:
         raise ValueError(f"ca= holds no usable PEM certificate ({e})") from None
-    return trustRootFromCertificates(
+    root: IOpenSSLTrustRoot = trustRootFromCertificates(
         [Certificate.loadPEM(c.public_bytes(serialization.Encoding.PEM)) for c in certs]
     )
+    return root
 
 
 def load_client_certificate(
@@ -304,6 +309,32 @@ def tls_error_for(endpoint: str, error: BaseException) -> EtcdTLSError | None:
 _PLAIN_TO_TLS = b"client sent an http request to an https server"
 
 
+def closed_without_answer(error: BaseException) -> bool:
+    """
+    Tell whether the server closed the connection cleanly before sending a byte.
+
+    :param error: the HTTP layer's exception.
+    :returns: ``True`` for a clean close before any answer.
+    """
+    return isinstance(error, ResponseNeverReceived) and all(
+        r.check(ConnectionDone) is not None for r in error.reasons
+    )
+
+
+def tls_port_error(endpoint: str) -> EtcdTLSError:
+    """
+    The error for a plain ``http://`` request sent to a port that serves TLS.
+
+    :param endpoint: the member's URL.
+    :returns: the error.
+    """
+    return EtcdTLSError(
+        endpoint,
+        "this port serves TLS but the request was plain HTTP",
+        check="use an https:// URL for this endpoint (with ca= for its CA)",
+    )
+
+
 def plain_http_to_tls(endpoint: str, status: int, body: bytes) -> EtcdTLSError | None:
     """
     Recognize the answer to a plain ``http://`` request sent to a TLS port.
@@ -314,11 +345,7 @@ def plain_http_to_tls(endpoint: str, status: int, body: bytes) -> EtcdTLSError |
     :returns: the typed error, or ``None``.
     """
     if status == 400 and _PLAIN_TO_TLS in body.lower():
-        return EtcdTLSError(
-            endpoint,
-            "this port serves TLS but the request was plain HTTP",
-            check="use an https:// URL for this endpoint (with ca= for its CA)",
-        )
+        return tls_port_error(endpoint)
     return None
 
 
