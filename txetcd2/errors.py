@@ -8,6 +8,14 @@ grouped in families: :class:`EtcdCommandError` (1xx),
 :class:`EtcdWatchError` (4xx).
 """
 
+from txetcd2._auth_models import (
+    AuthConflict,
+    AuthNotFound,
+    AuthRequestRejected,
+    EtcdAuthError,
+    InsufficientCredentials,
+    RootProtected,
+)
 from txetcd2._errors import (
     ClusterUnavailable,
     DirNotEmpty,
@@ -20,6 +28,7 @@ from txetcd2._errors import (
     EtcdProtocolError,
     EtcdRaftError,
     EtcdTimeout,
+    EtcdTLSError,
     EtcdV2Disabled,
     EtcdWatchError,
     EventIndexCleared,
@@ -44,9 +53,13 @@ from txetcd2._errors import (
 )
 
 __all__ = [
+    "AuthConflict",
+    "AuthNotFound",
+    "AuthRequestRejected",
     "ClusterUnavailable",
     "DirNotEmpty",
     "EtcdApiError",
+    "EtcdAuthError",
     "EtcdCommandError",
     "EtcdConnectionError",
     "EtcdError",
@@ -54,11 +67,13 @@ __all__ = [
     "EtcdPostFormError",
     "EtcdProtocolError",
     "EtcdRaftError",
+    "EtcdTLSError",
     "EtcdTimeout",
     "EtcdV2Disabled",
     "EtcdWatchError",
     "EventIndexCleared",
     "IndexNaN",
+    "InsufficientCredentials",
     "InvalidField",
     "InvalidForm",
     "KeyNotFound",
@@ -70,6 +85,7 @@ __all__ = [
     "RaftInternal",
     "RefreshTTLRequired",
     "RefreshValue",
+    "RootProtected",
     "RootReadOnly",
     "TTLNaN",
     "TestFailed",

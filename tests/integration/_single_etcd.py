@@ -1,0 +1,111 @@
+"""
+A single real etcd for the TLS and auth tests (until the shared harness lands).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor as _reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+reactor: Any = _reactor
+
+
+def free_port() -> int:
+    """
+    Pick a free loopback port.
+
+    :returns: the port.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class SingleEtcd:
+    """
+    One etcd process with the v2 API, plain or TLS on its client port.
+
+    :param directory: its data directory's parent.
+    :param scheme: ``http`` or ``https``.
+    :param extra_args: more etcd flags (TLS files...).
+    """
+
+    def __init__(self, directory: Path, scheme: str, extra_args: Sequence[str] = ()) -> None:
+        client, peer = free_port(), free_port()
+        self.url = f"{scheme}://127.0.0.1:{client}"
+        self.port = client
+        peer_url = f"http://127.0.0.1:{peer}"
+        self._log = open(directory / "etcd.log", "wb")  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [
+                "/usr/bin/etcd",
+                "--name=t",
+                f"--data-dir={directory / 'data'}",
+                "--enable-v2=true",
+                f"--listen-client-urls={self.url}",
+                f"--advertise-client-urls={self.url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=t={peer_url}",
+                *extra_args,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def wait_ready(self, client: Any, deadline: float = 30.0) -> None:
+        """
+        Wait until ``client`` can read from etcd.
+
+        :param client: a client able to talk to this etcd.
+        :param deadline: seconds to give up after.
+        """
+        waited = 0.0
+        while True:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"etcd exited with {self._process.returncode}")
+            try:
+                await client.get("/")
+                return
+            except Exception:
+                if waited > deadline:
+                    raise
+            await deferLater(reactor, 0.1, lambda: None)
+            waited += 0.1
+
+    def stop(self) -> None:
+        """
+        Stop etcd and wait for it.
+        """
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._log.close()
+
+
+def start_etcd(case: TestCase, scheme: str, extra_args: Sequence[str] = ()) -> SingleEtcd:
+    """
+    Start an etcd for a test and stop it at cleanup.
+
+    :param case: the test.
+    :param scheme: ``http`` or ``https``.
+    :param extra_args: more etcd flags.
+    :returns: the running etcd (not ready yet: see :meth:`SingleEtcd.wait_ready`).
+    """
+    directory = Path(tempfile.mkdtemp(prefix="txetcd2-tls-"))
+    etcd = SingleEtcd(directory, scheme, extra_args)
+    case.addCleanup(etcd.stop)
+    return etcd
