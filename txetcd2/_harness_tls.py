@@ -196,13 +196,10 @@ class TLSFiles:
         :param client_cert_auth: require client certificates.
         :returns: the arguments.
         """
-        args = [
-            f"--cert-file={self.server_cert}",
-            f"--key-file={self.server_key}",
-            f"--trusted-ca-file={self.ca}",
-        ]
+        args = [f"--cert-file={self.server_cert}", f"--key-file={self.server_key}"]
         if client_cert_auth:
-            args.append("--client-cert-auth")
+            # etcd asks for client certificates whenever --trusted-ca-file is set
+            args += [f"--trusted-ca-file={self.ca}", "--client-cert-auth"]
         return args
 
 
