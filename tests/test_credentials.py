@@ -5,7 +5,10 @@ Unit tests for basic-auth credentials.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -75,7 +78,7 @@ class HeaderSentTests(SynchronousTestCase):
             allow_insecure_auth=True,
         )
         expected = [Credentials("alice", SECRET).header()]
-        calls = [
+        calls: list[Callable[[], Deferred[Any]]] = [
             lambda: client.get("k"),
             lambda: client.set("k", "v"),
             lambda: client.watch("k"),

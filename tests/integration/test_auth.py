@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from tests.integration._single_etcd import reactor, start_etcd
@@ -39,8 +39,9 @@ class AuthTests(TestCase):
         # No --client-cert-auth: the certificate's CommonName would act as the user.
         self.etcd = start_etcd(self, "https", self.files.etcd_args(client_cert_auth=False))
         self.events: list[LogEvent] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        observer = cast(ILogObserver, self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
 
     def client(self, username: str | None = None, password: str | None = None) -> EtcdClient:
         client = EtcdClient(

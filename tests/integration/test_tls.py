@@ -27,7 +27,7 @@ class TLSTests(TestCase):
         self.files: TLSFiles = write_tls_files(self.dir, self.ca)
         self.etcd = start_etcd(self, "https", self.files.etcd_args())
 
-    def client(self, url: str | None = None, **options: object) -> EtcdClient:
+    def client(self, url: str | list[str] | None = None, **options: object) -> EtcdClient:
         client = EtcdClient(url or self.etcd.url, reactor=reactor, **options)  # type: ignore[arg-type]
         self.addCleanup(client.close)
         return client
@@ -43,8 +43,9 @@ class TLSTests(TestCase):
     async def _fails(self, client: EtcdClient, words: str) -> EtcdTLSError:
         with self.assertRaises(EtcdTLSError) as caught:
             await client.get_value("k")
-        self.assertIn(words, str(caught.exception))
-        return caught.exception
+        error: EtcdTLSError = caught.exception
+        self.assertIn(words, str(error))
+        return error
 
     async def test_works_with_ca_and_client_cert(self) -> None:
         """A client with the CA and a client certificate writes and reads, by IP and by name."""
