@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 
 from txetcd2._errors import (
     EtcdConnectionError,
+    EtcdError,
     EtcdProtocolError,
     EtcdTimeout,
     EventIndexCleared,
@@ -435,7 +436,8 @@ class Watcher(Service):
         sweeps, rest = divmod(self._failures, count)
         delay = float(self._retry_policy(sweeps)) if rest == 0 else 0.0
         failure = Failure(error)
-        if isinstance(error, EtcdConnectionError):
+        if isinstance(error, EtcdError) and not isinstance(error, EtcdProtocolError):
+            # Expected trouble (a member down, an election): no traceback.
             self.log.warn(
                 "watch {key} failed: {error}; reconnect {attempt} in {delay:.2f}s",
                 key=self._key,
