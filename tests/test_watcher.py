@@ -159,57 +159,62 @@ class StreamingTests(WatcherTestCase):
         w = self.watcher()
         w.start()
         self.stream(10, line("set", "/k", 11), finish=True)
+        self.assertIn(("reconnect", 0.0), self.seen)
+        self.stream(12)
         _, query = self.request()
         self.assertEqual(query["waitIndex"], "12")
-        self.assertEqual(query["stream"], "true")
-        self.assertIn(("reconnect", 0.0), self.seen)
 
 
 class CatchUpTests(WatcherTestCase):
     """
-    An old index is caught up with long-polls, then streamed.
+    An old index is caught up with long-polls while the stream is held back.
     """
 
-    def test_poll_then_stream(self) -> None:
-        """While the wanted index is in history, plain long-polls are used, then a stream."""
+    def test_gap_filled_with_polls(self) -> None:
+        """Changes up to the stream's X-Etcd-Index come from long-polls, then the stream's."""
         w = self.watcher(index=5)
         w.start()
+        req, query = self.request()
+        self.assertEqual(query, {"wait": "true", "stream": "true"})
+        stream = req.respond(200, None, {"x-etcd-index": "20"}, finish=False)
+        stream.write(line("set", "/k", 21))
         req, query = self.request()
         self.assertEqual(query, {"wait": "true", "waitIndex": "5"})
         req.respond(200, line("set", "/k", 5), {"x-etcd-index": "20"})
+        self.assertEqual(self.events(), [5])
         req, query = self.request()
         self.assertEqual(query, {"wait": "true", "waitIndex": "6"})
-        req.respond(200, line("set", "/k", 20), {"x-etcd-index": "20"})
-        req, query = self.request()
-        self.assertEqual(query, {"wait": "true", "stream": "true", "waitIndex": "21"})
-        self.assertEqual(self.events(), [5, 20])
+        req.respond(200, line("set", "/k", 21), {"x-etcd-index": "20"})
+        self.assertEqual(self.events(), [5, 21])
+        stream.write(line("set", "/k", 22))
+        self.assertEqual(self.events(), [5, 21, 22])
+        self.assertEqual(self.agent.pending(), [])
         self.assertNotIn("reconnect", self.names())
 
-    def test_one_shot_stream(self) -> None:
-        """A streamed event at or below the stream's X-Etcd-Index ends that stream: resume."""
+    def test_gap_closed_by_last_index(self) -> None:
+        """A poll returning the stream's X-Etcd-Index closes the gap and releases the buffer."""
         w = self.watcher(index=5)
         w.start()
-        self.request()[0].respond(200, line("set", "/k", 7), {"x-etcd-index": "7"})
-        response = self.stream(9, line("set", "/k", 9))
-        self.assertEqual(self.events(), [7, 9])
-        self.assertTrue(response.transport.aborted)
-        self.clock.advance(0)
-        _, query = self.request()
-        self.assertEqual(query, {"wait": "true", "stream": "true", "waitIndex": "10"})
+        self.stream(9, line("set", "/k", 10), line("set", "/k", 11))
+        self.request()[0].respond(200, line("set", "/k", 9), {"x-etcd-index": "9"})
+        self.assertEqual(self.events(), [9, 10, 11])
+        self.assertEqual(self.agent.pending(), [])
 
     def test_pending_poll_advances_on_idle(self) -> None:
-        """An accepted poll that stays silent lets the watcher move past its X-Etcd-Index."""
+        """An accepted poll and stream that stay silent let the watcher move past the index."""
         w = self.watcher(index=5, idle_timeout=30.0)
         w.start()
-        response = self.stream(500)
+        stream = self.stream(500)
+        poll = self.stream(500)
         self.clock.advance(29)
-        self.assertFalse(response.transport.aborted)
+        self.assertFalse(poll.transport.aborted)
         self.clock.advance(1)
-        self.assertTrue(response.transport.aborted)
+        self.assertTrue(poll.transport.aborted)
+        self.assertTrue(stream.transport.aborted)
         self.clock.advance(0)
+        self.stream(510)
         _, query = self.request()
         self.assertEqual(query["waitIndex"], "501")
-        self.assertEqual(query["stream"], "true")
         self.assertEqual(w.index, 4)
 
     def test_idle_reset_by_bytes(self) -> None:
@@ -224,6 +229,8 @@ class CatchUpTests(WatcherTestCase):
         self.clock.advance(10)
         self.assertTrue(response.transport.aborted)
         self.clock.advance(0)
+        self.assertIn(("reconnect", 0.0), self.seen)
+        self.stream(12)
         _, query = self.request()
         self.assertEqual(query["waitIndex"], "11")
 
@@ -237,6 +244,7 @@ class ResyncTests(WatcherTestCase):
         """errorCode 401 leads to a quorum read, a resync and a stream after it."""
         w = self.watcher("/d", index=5, recursive=True)
         w.start()
+        stream = self.stream(2000)
         req, _ = self.request()
         req.respond(400, error_body(401, "The event in requested index is outdated", "", 2000))
         req, query = self.request()
@@ -245,13 +253,12 @@ class ResyncTests(WatcherTestCase):
         tree = node_body("get", "/d", None, 3, dir=True)
         tree["node"]["nodes"] = [node_body("set", "/d/x", "1", 1900)["node"]]
         req.respond(200, tree, {"x-etcd-index": "2001"})
+        self.assertTrue(stream.transport.aborted)
+        self.clock.advance(0)
         resyncs = [p for n, p in self.seen if n == "resync"]
         self.assertEqual(len(resyncs), 1)
         self.assertEqual(resyncs[0].node.leaves(), {"/d/x": "1"})
         self.assertEqual(w.index, 2001)
-        _, query = self.request()
-        self.assertEqual(query["waitIndex"], "2002")
-        self.assertEqual(query["stream"], "true")
         self.stream(2001, line("set", "/d/x", 2002))
         self.assertEqual(self.events(), [2002])
 
@@ -259,12 +266,15 @@ class ResyncTests(WatcherTestCase):
         """When the key is gone, the resync snapshot is an empty node at etcd's index."""
         w = self.watcher(index=5)
         w.start()
+        self.stream(2000)
         self.request()[0].respond(400, error_body(401, "outdated", "", 2000))
         self.request()[0].respond(404, error_body(100, "Key not found", "/k", 2005))
+        self.clock.advance(0)
         resyncs = [p for n, p in self.seen if n == "resync"]
         self.assertEqual(resyncs[0].node.key, "/k")
         self.assertEqual(resyncs[0].node.modified_index, 0)
         self.assertEqual(resyncs[0].etcd_index, 2005)
+        self.stream(2006)
         self.assertEqual(self.request()[1]["waitIndex"], "2006")
 
 
@@ -291,6 +301,7 @@ class BackoffTests(WatcherTestCase):
         self.assertEqual(len(errors), 4)
         self.assertTrue(all(f.check(EtcdConnectionError) for f in errors))
         self.clock.advance(1.5)
+        self.stream(12)
         self.assertEqual(self.request()[1]["waitIndex"], "12")
 
     def test_default_policy(self) -> None:
@@ -354,9 +365,8 @@ class FailoverTests(WatcherTestCase):
         w.start()
         response = self.stream(10, line("set", "/k", 11), line("set", "/k", 12)[:9])
         response.fail(ConnectionLost())
-        req, query = self.request()
+        req, _query = self.request()
         self.assertEqual(req.netloc, "http://h2:2379")
-        self.assertEqual(query["waitIndex"], "12")
         req.respond(200, None, {"x-etcd-index": "11"}, finish=False).write(
             line("set", "/k", 12) + line("set", "/k", 13)
         )
@@ -482,6 +492,7 @@ class StopTests(WatcherTestCase):
         self.clock.advance(0)
         self.successResultOf(stopping)
         w.start()
+        self.stream(15)
         self.assertEqual(self.request()[1]["waitIndex"], "12")
 
 
