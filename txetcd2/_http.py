@@ -31,6 +31,7 @@ from txetcd2._errors import (
     EtcdProtocolError,
     EtcdTimeout,
     EtcdV2Disabled,
+    admin_error,
     api_error,
 )
 
@@ -169,6 +170,8 @@ def error_for(raw: RawResponse) -> EtcdError:
                 index if isinstance(index, int) else 0,
                 raw.status,
             )
+        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+            return admin_error(raw.status, doc["message"], raw.endpoint)
     if raw.status in (301, 302, 307, 308):
         return EtcdProtocolError(
             raw.endpoint,
@@ -213,7 +216,8 @@ class Exchange:
         all_headers = headers.copy() if headers is not None else Headers()
         producer = None
         if form is not None:
-            all_headers.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
+            if not all_headers.hasHeader(b"content-type"):
+                all_headers.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
             producer = BytesProducer(form)
         request = self._http.request(
             method,
