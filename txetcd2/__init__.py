@@ -2,10 +2,12 @@
 txetcd2: a Twisted client for etcd's v2 HTTP API.
 """
 
+from txetcd2.admin import ClusterStatus, Member, MemberStatus, RawAnswer
 from txetcd2.client import EtcdClient
 from txetcd2.errors import (
     ClusterUnavailable,
     DirNotEmpty,
+    EtcdAdminError,
     EtcdApiError,
     EtcdCommandError,
     EtcdConnectionError,
@@ -23,9 +25,14 @@ from txetcd2.errors import (
     InvalidForm,
     KeyNotFound,
     LeaderElect,
+    MemberNotFound,
+    MemberRemoved,
     NodeExist,
+    NoLeader,
     NotDir,
     NotFile,
+    NotLeader,
+    PeerURLExists,
     PrevValueRequired,
     RaftInternal,
     RefreshTTLRequired,
@@ -40,8 +47,10 @@ from txetcd2.errors import (
 from txetcd2.models import EtcdNode, EtcdResponse
 
 __all__ = [
+    "ClusterStatus",
     "ClusterUnavailable",
     "DirNotEmpty",
+    "EtcdAdminError",
     "EtcdApiError",
     "EtcdClient",
     "EtcdCommandError",
@@ -62,11 +71,19 @@ __all__ = [
     "InvalidForm",
     "KeyNotFound",
     "LeaderElect",
+    "Member",
+    "MemberNotFound",
+    "MemberRemoved",
+    "MemberStatus",
+    "NoLeader",
     "NodeExist",
     "NotDir",
     "NotFile",
+    "NotLeader",
+    "PeerURLExists",
     "PrevValueRequired",
     "RaftInternal",
+    "RawAnswer",
     "RefreshTTLRequired",
     "RefreshValue",
     "RootReadOnly",
