@@ -81,7 +81,7 @@ async def main(reactor: object) -> None:
             added = await client.add_member([unused_peer_url()])
             print("added:", added)
             await client.update_member(added.id, [unused_peer_url()])
-            print("updated:", [m for m in await client.members() if m.id == added.id][0])
+            print("updated:", next(m for m in await client.members() if m.id == added.id))
             await client.remove_member(added.id)
             print("removed:", added.id, "members now:", len(await client.members()))
         else:
