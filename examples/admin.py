@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from typing import Any
 
-from twisted.internet.task import react
+from twisted.internet.task import deferLater, react
 
-from txetcd2 import EtcdClient, EtcdV2Disabled, NoLeader
+from txetcd2 import EtcdClient, EtcdV2Disabled, Member, MemberChangeRefused, NoLeader
 
 
 def endpoints(argv: list[str]) -> str:
@@ -44,7 +45,28 @@ def unused_peer_url() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-async def main(reactor: object) -> None:
+async def add_member(reactor: Any, client: EtcdClient, tries: int = 30) -> Member:
+    """
+    Add a member that will never start, retrying while etcd refuses.
+
+    etcd refuses membership changes until every member has been connected
+    for 5 seconds, so right after a cluster starts this takes a few tries.
+
+    :param reactor: the reactor, to wait between tries.
+    :param client: the client.
+    :param tries: how many times to try, a second apart.
+    :returns: the new member.
+    """
+    for _ in range(tries - 1):
+        try:
+            return await client.add_member([unused_peer_url()])
+        except MemberChangeRefused as e:
+            print("add member refused, retrying:", e.message)
+            await deferLater(reactor, 1.0)
+    return await client.add_member([unused_peer_url()])
+
+
+async def main(reactor: Any) -> None:
     """
     Call everything, printing what etcd says.
 
@@ -78,7 +100,7 @@ async def main(reactor: object) -> None:
         print("raw GET missing:", missing.status, missing.body["message"])
 
         if len(members) >= 3:
-            added = await client.add_member([unused_peer_url()])
+            added = await add_member(reactor, client)
             print("added:", added)
             await client.update_member(added.id, [unused_peer_url()])
             print("updated:", next(m for m in await client.members() if m.id == added.id))

@@ -20,6 +20,7 @@ from txetcd2 import (
     EtcdV2Disabled,
     KeyNotFound,
     Member,
+    MemberChangeRefused,
     MemberNotFound,
     MemberRemoved,
     NoLeader,
@@ -156,6 +157,15 @@ class MembersTests(AdminTestCase):
         self.next("POST", "/v2/members").respond(409, {"message": "membership: peerURL exists"})
         error = self.failureResultOf(d, PeerURLExists).value
         self.assertIn("peerURL exists", str(error))
+
+    def test_add_member_refused(self) -> None:
+        """
+        etcd's bare 500 to a membership change is MemberChangeRefused, with the likely cause.
+        """
+        d = self.client.add_member("http://10.0.0.4:2380")
+        self.next("POST", "/v2/members").respond(500, {"message": "Internal Server Error"})
+        error = self.failureResultOf(d, MemberChangeRefused).value
+        self.assertIn("connected for 5 seconds", str(error))
 
     def test_add_member_not_resent(self) -> None:
         """

@@ -32,6 +32,7 @@ from txetcd2._errors import (
     EtcdAdminError,
     EtcdError,
     EtcdProtocolError,
+    MemberChangeRefused,
     MemberNotFound,
     MemberRemoved,
     NoLeader,
@@ -52,6 +53,9 @@ _MEMBER_ERRORS: Mapping[int, type[EtcdAdminError]] = {
     410: MemberRemoved,
     503: NoLeader,
 }
+
+#: The same, for the calls that change the membership.
+_CHANGE_ERRORS: Mapping[int, type[EtcdAdminError]] = {**_MEMBER_ERRORS, 500: MemberChangeRefused}
 
 _HEX_ID = re.compile(r"[0-9a-fA-F]{1,16}")
 _METHOD = re.compile(r"[A-Z]{3,10}")
@@ -317,7 +321,8 @@ def add_member(client: EtcdClient, peer_urls: Sequence[str] | str) -> Coro:
     :param peer_urls: the new member's peer URLs.
     :returns: a coroutine returning the new :class:`Member` (no name and no
         client URLs until it starts); it raises :class:`PeerURLExists` if a
-        member already has one of these URLs.
+        member already has one of these URLs, :class:`MemberChangeRefused`
+        when etcd refuses to reconfigure now.
     :raises ValueError: for bad URLs.
     """
     body = json.dumps({"peerURLs": check_peer_urls(peer_urls)}).encode("utf-8")
@@ -334,7 +339,7 @@ async def _add_member(client: EtcdClient, body: bytes) -> Member:
         idempotent=False,
         what="add member",
     )
-    _expect(raw, (200, 201), _MEMBER_ERRORS)
+    _expect(raw, (200, 201), _CHANGE_ERRORS)
     try:
         return decode_member(_json(raw))
     except DecodeError as e:
@@ -383,7 +388,7 @@ async def _change_member(
         idempotent=idempotent,
         what=f"member {member_id}",
     )
-    _expect(raw, (200, 204), _MEMBER_ERRORS)
+    _expect(raw, (200, 204), _CHANGE_ERRORS)
 
 
 # -- cluster information ----------------------------------------------------------

@@ -465,6 +465,22 @@ class PeerURLExists(EtcdAdminError):
     _hint = "Another member already has this peer URL; pick another, or remove that member"
 
 
+class MemberChangeRefused(EtcdAdminError):
+    """
+    HTTP 500 from a membership change: etcd refused to reconfigure the cluster.
+
+    etcd 3.4 hides the reason behind "Internal Server Error": the members
+    have not all been connected for 5 seconds (one just started, or is down),
+    or the change would leave too few started members for a quorum.
+    """
+
+    _hint = (
+        "etcd refuses membership changes until every member has been connected for "
+        "5 seconds, and changes that would cost quorum; retry shortly, and check that "
+        "all members are running"
+    )
+
+
 class NotLeader(EtcdAdminError):
     """
     HTTP 403 from ``/v2/stats/leader``: only the leader serves leader statistics.

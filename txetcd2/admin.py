@@ -11,6 +11,7 @@ The calls themselves are methods of :class:`~txetcd2.EtcdClient`
 from txetcd2._admin_models import Member, RawAnswer
 from txetcd2._errors import (
     EtcdAdminError,
+    MemberChangeRefused,
     MemberNotFound,
     MemberRemoved,
     NoLeader,
@@ -23,6 +24,7 @@ __all__ = [
     "ClusterStatus",
     "EtcdAdminError",
     "Member",
+    "MemberChangeRefused",
     "MemberNotFound",
     "MemberRemoved",
     "MemberStatus",
