@@ -175,17 +175,31 @@ class ThreeMemberTests(EtcdTestCase):
         )
         self.assertIn("UNHEALTHY", str(status))
 
-    async def test_example(self) -> None:
+    async def run_example(self, name: str) -> str:
         """
-        examples/admin.py runs every call against the cluster and exits 0.
+        Run one of the examples against the cluster; it must exit 0.
         """
         env = dict(os.environ, PYTHONPATH=ROOT)
         env["TXETCD2_ENDPOINTS"] = ",".join(self.cluster.client_urls)
+        out: bytes
+        err: bytes
+        code: int
         out, err, code = await getProcessOutputAndValue(
-            sys.executable, [os.path.join(ROOT, "examples", "admin.py")], env=env, path=ROOT
+            sys.executable, [os.path.join(ROOT, "examples", name)], env=env, path=ROOT
         )
         self.assertEqual(code, 0, err.decode())
-        text = out.decode()
+        return out.decode()
+
+    async def test_examples(self) -> None:
+        """
+        examples/admin.py runs every call against the cluster; examples/status.py prints it.
+        """
+        status = await self.run_example("status.py")
+        self.assertIn("etcd cluster: healthy", status)
+        for member in self.cluster.members:
+            self.assertIn(member.name, status)
+        self.assertEqual(status.count("LEADER"), 1)
+        text = await self.run_example("admin.py")
         for expected in [
             "etcd cluster: healthy",
             "version: {'etcdserver'",
