@@ -209,7 +209,8 @@ class Exchange:
         :param endpoint: the member's base URL.
         :param method: the HTTP method.
         :param target: the encoded path and query.
-        :param form: the form body, if any.
+        :param form: the form body, if any (labelled as a form unless
+            ``headers`` has a ``Content-Type``).
         :param headers: extra headers.
         :returns: a Deferred firing with the unread answer.
         """
