@@ -567,3 +567,23 @@ class ValidationTests(WatcherTestCase):
         w = self.watcher("/a b")
         self.assertIn("/a b", repr(w))
         self.assertIn("stopped", repr(w))
+
+
+class ExportTests(SynchronousTestCase):
+    """
+    The public facade exports the watcher.
+    """
+
+    def test_facade(self) -> None:
+        """txetcd2.watch exports what its __all__ names, and the package re-exports Watcher."""
+        import txetcd2
+        from txetcd2 import watch
+
+        for name in watch.__all__:
+            self.assertTrue(hasattr(watch, name), name)
+        self.assertIs(txetcd2.Watcher, watch.Watcher)
+        self.assertIn("Watcher", txetcd2.__all__)
+        self.assertEqual(
+            set(watch.EVENT_NAMES) - set(watch.ACTIONS),
+            {"change", "resync", "reconnect", "error", "stop"},
+        )
