@@ -217,6 +217,22 @@ class CatchUpTests(WatcherTestCase):
         self.assertEqual(query["waitIndex"], "501")
         self.assertEqual(w.index, 4)
 
+    def test_idle_before_poll_accepted(self) -> None:
+        """If the idle timer fires before a gap poll is accepted, the index does not move."""
+        w = self.watcher(index=5, idle_timeout=1.0)
+        w.start()
+        stream = self.stream(500)
+        req, _ = self.request()
+        self.clock.advance(1.0)
+        self.assertTrue(stream.transport.aborted)
+        poll = req.respond(200, None, {"x-etcd-index": "500"}, finish=False)
+        self.assertTrue(poll.transport.aborted)
+        self.clock.advance(0)
+        self.stream(510)
+        _, query = self.request()
+        self.assertEqual(query["waitIndex"], "5")
+        self.assertEqual(self.events(), [])
+
     def test_idle_reset_by_bytes(self) -> None:
         """Every byte restarts the idle timer."""
         w = self.watcher(idle_timeout=30.0)

@@ -84,6 +84,7 @@ class _Answer:
     events: int = 0
     poll_accepted: bool = False
     idle: bool = False
+    quiet: bool = False
     error: EtcdProtocolError | None = None
 
 
@@ -538,6 +539,9 @@ class Watcher(Service):
         self._readers.add(reader)
         reader.closed.addCallback(lambda _: self._readers.discard(reader))
         response.deliverBody(reader)
+        if answer.idle or answer.error is not None:
+            # The answer ended while this request was on its way.
+            reader.abort()
         return reader
 
     async def _follow(self, endpoint: str) -> str:
@@ -580,10 +584,10 @@ class Watcher(Service):
             self._abort(answer)
             raise answer.error
         if answer.idle:
-            if answer.events == 0 and (not answer.buffering or answer.poll_accepted):
+            if answer.quiet:
                 # The stream (and the poll filling the gap, if any) were
-                # accepted and saw nothing: moving past the stream's
-                # X-Etcd-Index is safe.
+                # accepted and saw nothing for idle_timeout: moving past the
+                # stream's X-Etcd-Index is safe.
                 self._next = max(self._next, store + 1)
             self._failures = 0
             return _IDLE
@@ -619,7 +623,7 @@ class Watcher(Service):
             answer.poll_accepted = True
             poll = self._read(answer, response, lines.append)
             await poll.ended
-            answer.poll_accepted = answer.idle
+            answer.poll_accepted = False
             if answer.idle:
                 raise _Renew()
             if answer.error is not None:
@@ -672,6 +676,7 @@ class Watcher(Service):
     def _went_idle(self, answer: _Answer) -> None:
         self._idle = None
         answer.idle = True
+        answer.quiet = answer.events == 0 and (not answer.buffering or answer.poll_accepted)
         self.log.info(
             "watch {key}: nothing from {endpoint} for {seconds}s; renewing",
             key=self._key,
