@@ -119,3 +119,18 @@ class AuthAPITests(SynchronousTestCase):
             auth.create_user("alice", 12345)  # type: ignore[arg-type]
         self.assertNotIn("12345", str(caught.exception))
         self.assertEqual(self.agent.pending(), [])
+
+
+class ExportTests(SynchronousTestCase):
+    """
+    The auth facade and the package export the auth names.
+    """
+
+    def test_auth_facade(self) -> None:
+        """Every name in txetcd2.auth.__all__ exists and is re-exported by the package."""
+        import txetcd2
+        from txetcd2 import auth
+
+        for name in auth.__all__:
+            self.assertTrue(hasattr(auth, name), name)
+            self.assertIn(name, txetcd2.__all__)

@@ -31,6 +31,7 @@ from txetcd2._errors import (
     EtcdProtocolError,
     EtcdTimeout,
     EtcdV2Disabled,
+    admin_error,
     api_error,
 )
 from txetcd2._tls import closed_without_answer, plain_http_to_tls, tls_error_for, tls_port_error
@@ -185,6 +186,8 @@ def error_for(raw: RawResponse) -> EtcdError:
                 index if isinstance(index, int) else 0,
                 raw.status,
             )
+        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+            return admin_error(raw.status, doc["message"], raw.endpoint)
     if raw.status in (301, 302, 307, 308):
         return EtcdProtocolError(
             raw.endpoint,
@@ -226,7 +229,8 @@ class Exchange:
         :param endpoint: the member's base URL.
         :param method: the HTTP method.
         :param target: the encoded path and query.
-        :param form: the form body, if any.
+        :param form: the form body, if any (labelled as a form unless
+            ``headers`` has a ``Content-Type``).
         :param headers: extra headers.
         :returns: a Deferred firing with the unread answer.
         """
@@ -392,7 +396,12 @@ def read_body(response: IResponse) -> Deferred[bytes]:
     reader: _BodyReader
 
     def cancel(d: Deferred[bytes]) -> None:
-        abort = getattr(reader.transport, "abortConnection", None)
+        # A real body transport is a producer proxy without abortConnection:
+        # losing the connection through it closes the TCP connection.
+        transport = reader.transport
+        abort = getattr(transport, "abortConnection", None) or getattr(
+            transport, "loseConnection", None
+        )
         if abort is not None:
             abort()
 
