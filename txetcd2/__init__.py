@@ -38,6 +38,7 @@ from txetcd2.errors import (
     WatcherCleared,
 )
 from txetcd2.models import EtcdNode, EtcdResponse
+from txetcd2.watch import Watcher
 
 __all__ = [
     "ClusterUnavailable",
@@ -74,5 +75,6 @@ __all__ = [
     "TestFailed",
     "Unauthorized",
     "ValueRequired",
+    "Watcher",
     "WatcherCleared",
 ]
