@@ -1,90 +1,120 @@
 """
-The README demo: events stream from a private etcd as a writer changes keys.
+The README demo: events stream from a private etcd while a writer changes keys.
 
 It starts an embedded etcd (the ``txetcd2.testing`` harness; the ``etcd`` binary must be
-installed), runs the ``etcd-watch`` service on ``/demo`` in this process, printing one JSON line
-per event on stdout, and runs ``examples/writer.py``'s changes against it. Then it keeps watching
-until you press Ctrl-C: change keys yourself with the printed ``curl`` command meanwhile.
+installed), runs the ``etcd-watch`` twistd plugin on ``/demo`` as a child process (one JSON line
+per event on stdout, its log on stderr), and makes the changes of ``examples/writer.py``. Then it
+keeps watching until you press Ctrl-C; change keys yourself with the printed ``curl`` command
+meanwhile.
 
 Run: make demo   (sets everything up), or: python examples/demo.py
 """
 
 from __future__ import annotations
 
-import io
+import os
 import sys
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import react
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-    textFileLogObserver,
-)
+from twisted.python.failure import Failure
 from writer import make_changes
 
 from txetcd2 import EtcdClient
-from txetcd2._tap import Options, makeService
 from txetcd2.testing import EtcdBinaryNotFound, EtcdCluster
 
 PREFIX = "/demo"
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def start_logging() -> None:
+def say(text: str) -> None:
+    print(f"demo: {text}", file=sys.stderr, flush=True)
+
+
+class WatchProcess(ProcessProtocol):
     """
-    Log (reconnects, resyncs, errors) to stderr, so that stdout holds only the event lines.
+    The ``etcd-watch`` child; ``ended`` fires with its exit status.
     """
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
-    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+    def __init__(self) -> None:
+        self.ended: Deferred[int | None] = Deferred()
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(getattr(reason.value, "exitCode", None))
+
+    def terminate(self) -> None:
+        try:
+            assert self.transport is not None
+            self.transport.signalProcess("TERM")
+        except ProcessExitedAlready:
+            pass
+
+
+def spawn_watch(reactor: Any, url: str) -> WatchProcess:
+    """
+    Run ``python -m twisted etcd-watch`` (the twistd plugin) on the embedded etcd.
+
+    ``--index 1`` on a fresh etcd reports every change under the prefix, even those made before
+    the watch is up. ``PYTHONPATH`` includes the checkout so that the plugin in
+    ``twisted/plugins/`` is found even with an editable install.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [CHECKOUT, env.get("PYTHONPATH")] if p)
+    argv = [
+        sys.executable, "-m", "twisted", "--log-file=+", "--log-format=text",
+        "etcd-watch", "--endpoints", url, "--prefix", PREFIX, "--recursive", "--index", "1",
+    ]  # fmt: skip
+    process = WatchProcess()
+    reactor.spawnProcess(process, sys.executable, argv, env, childFDs={0: "w", 1: 1, 2: 2})
+    return process
 
 
 async def main(reactor: Any) -> None:
-    start_logging()
     cluster = EtcdCluster(1, reactor=reactor)
     try:
         await cluster.start()
     except EtcdBinaryNotFound as e:
-        print(f"demo: {e}", file=sys.stderr)
+        say(str(e))
         raise SystemExit(1) from None
     url = cluster.client_urls[0]
-    print(f"demo: embedded etcd at {url}; watching {PREFIX} recursively", file=sys.stderr)
+    say(f"embedded etcd at {url}; watching {PREFIX} with `twistd etcd-watch`")
+    watch = spawn_watch(reactor, url)
 
-    options = Options()
-    # Index 1 on a fresh etcd: every change under /demo is reported, even those made before
-    # the watch is up.
-    options.parseOptions(["--endpoints", url, "--prefix", PREFIX, "--recursive", "--index", "1"])
-    service = makeService(options, reactor, sys.stdout)
-    service.startService()
+    stopping = []
 
     async def shutdown() -> None:
+        stopping.append(True)
         try:
-            await service.stopService()
+            watch.terminate()
+            await watch.ended
         finally:
             await cluster.stop()
-        print("demo: stopped; embedded etcd removed", file=sys.stderr, flush=True)
+        say("stopped; embedded etcd removed")
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: Deferred.fromCoroutine(shutdown()))
+
+    def watch_ended(status: int | None) -> None:
+        if not stopping:
+            say(f"etcd-watch exited unexpectedly (status {status}); stopping")
+            reactor.stop()
+
+    watch.ended.addCallback(watch_ended)
 
     client = EtcdClient(url, reactor=reactor)
     try:
         await make_changes(reactor, client, PREFIX)
     finally:
         await client.close()
-    print(
-        "demo: writer done. Still watching; try in another terminal:\n"
+    say(
+        "writer done. Still watching; try in another terminal:\n"
         f"  curl -X PUT {url}/v2/keys{PREFIX}/hello -d value=world\n"
-        "Press Ctrl-C to stop.",
-        file=sys.stderr,
-        flush=True,
+        "Press Ctrl-C to stop."
     )
     await Deferred()  # until Ctrl-C (SIGINT) or SIGTERM stops the reactor
 
 
 if __name__ == "__main__":
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)
     react(main)

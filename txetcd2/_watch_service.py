@@ -190,12 +190,8 @@ class WatchService(Service):
         )
         self._write_line(resync_line(snapshot, self._formatter))
 
-    def _reconnect(self, *details: object) -> None:
-        self.log.warn(
-            "watch of {key} reconnecting: {details}",
-            key=self._key,
-            details=", ".join(str(d) for d in details),
-        )
+    def _reconnect(self, delay: object = 0.0, *rest: object) -> None:
+        self.log.info("watch of {key} reconnecting in {delay}s", key=self._key, delay=delay)
 
     def _error(self, error: object, *rest: object) -> None:
         if isinstance(error, Failure):
