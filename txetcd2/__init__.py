@@ -2,10 +2,12 @@
 txetcd2: a Twisted client for etcd's v2 HTTP API.
 """
 
+from txetcd2.admin import ClusterStatus, Member, MemberStatus, RawAnswer
 from txetcd2.client import EtcdClient
 from txetcd2.errors import (
     ClusterUnavailable,
     DirNotEmpty,
+    EtcdAdminError,
     EtcdApiError,
     EtcdCommandError,
     EtcdConnectionError,
@@ -23,9 +25,15 @@ from txetcd2.errors import (
     InvalidForm,
     KeyNotFound,
     LeaderElect,
+    MemberChangeRefused,
+    MemberNotFound,
+    MemberRemoved,
     NodeExist,
+    NoLeader,
     NotDir,
     NotFile,
+    NotLeader,
+    PeerURLExists,
     PrevValueRequired,
     RaftInternal,
     RefreshTTLRequired,
@@ -41,8 +49,10 @@ from txetcd2.models import EtcdNode, EtcdResponse
 from txetcd2.watch import Watcher
 
 __all__ = [
+    "ClusterStatus",
     "ClusterUnavailable",
     "DirNotEmpty",
+    "EtcdAdminError",
     "EtcdApiError",
     "EtcdClient",
     "EtcdCommandError",
@@ -63,11 +73,20 @@ __all__ = [
     "InvalidForm",
     "KeyNotFound",
     "LeaderElect",
+    "Member",
+    "MemberChangeRefused",
+    "MemberNotFound",
+    "MemberRemoved",
+    "MemberStatus",
+    "NoLeader",
     "NodeExist",
     "NotDir",
     "NotFile",
+    "NotLeader",
+    "PeerURLExists",
     "PrevValueRequired",
     "RaftInternal",
+    "RawAnswer",
     "RefreshTTLRequired",
     "RefreshValue",
     "RootReadOnly",
