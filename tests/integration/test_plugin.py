@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal as signal_module
 import sys
 import sysconfig
@@ -192,10 +193,20 @@ class WheelTests(TestCase):
     async def test_wheel_lists_plugin(self) -> None:
         """A wheel built from the checkout, installed into a clean venv, lists etcd-watch."""
         work = os.path.abspath(self.mktemp())
-        os.makedirs(work)
+        source = os.path.join(work, "source")
+        # Build from a copy: setuptools writes build/ and *.egg-info/ into the tree it builds.
+        for name in ("setup.cfg", "pyproject.toml", "README.rst"):
+            os.makedirs(source, exist_ok=True)
+            shutil.copy(os.path.join(CHECKOUT, name), source)
+        for name in ("txetcd2", "twisted"):
+            shutil.copytree(
+                os.path.join(CHECKOUT, name),
+                os.path.join(source, name),
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "dropin.cache"),
+            )
         build = spawn(
             self,
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", work, CHECKOUT],
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", work, source],
             dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"),
             cwd=work,
         )
