@@ -12,7 +12,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
+from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
 from twisted.python import threadable
+from twisted.python.failure import Failure
 
 from txetcd2._client import EtcdClient
 from txetcd2._errors import EtcdError, EtcdTimeout
@@ -127,20 +129,28 @@ class BlockingEtcdClient:
         Run ``function`` in the reactor thread and wait for its result.
 
         :param function: called in the reactor thread; may return a Deferred.
-        :param deadline: seconds to wait before cancelling, or None.
+        :param deadline: seconds after which the Deferred is cancelled, or None.
         :param why: the timeout's reason.
         :returns: its result.
         :raises ReactorThreadError: when called in the reactor thread.
         :raises EtcdTimeout: when ``deadline`` ran out (the call is cancelled).
         """
         _check_thread()
-        result = self._crochet.run_in_reactor(function)()
-        try:
-            value = result.wait(deadline)
-        except self._crochet.TimeoutError:
-            result.cancel()
-            raise EtcdTimeout(self._description, why, deadline or 0.0) from None
-        return value
+        description = self._description
+
+        def call() -> Deferred[Any]:
+            d = maybeDeferred(function)
+            if deadline is None:
+                return d
+            d.addTimeout(deadline, default_reactor())
+
+            def timed_out(failure: Failure) -> None:
+                failure.trap(TimeoutError)
+                raise EtcdTimeout(description, why, deadline) from None
+
+            return d.addErrback(timed_out)
+
+        return self._crochet.run_in_reactor(call)().wait(None)
 
     def _keys(self, method: str, *args: Any, **kwargs: Any) -> Any:
         bound = getattr(self._client, method)
