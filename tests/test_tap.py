@@ -142,7 +142,7 @@ class OptionsTests(SynchronousTestCase):
             ["--endpoints", "http://a:2379", "--prefix", "/x", "--index", "x"],
             ["--endpoints", "http://a:2379", "--prefix", "/x", "--index", "0"],
             ["--endpoints", "http://a:2379", "--prefix", "/x", "--format", "xml"],
-            ["--endpoints", "http://a:2379", "--prefix", "/x", "--cert", "c.pem"],
+            ["--endpoints", "http://a:2379", "--prefix", "/x", "--key", "k.pem"],
             ["--endpoints", "http://a:2379", "--prefix", "/x", "--username", "u"],
             ["--endpoints", "http://a:2379", "--prefix", "/x", "--ca", "/nonexistent/ca.pem"],
             ["--endpoints", "http://a:2379", "--prefix", "/x", "--embedded"],
@@ -158,11 +158,40 @@ class OptionsTests(SynchronousTestCase):
         self.addCleanup(os.remove, path)
         with os.fdopen(fd, "w") as f:
             f.write("s3cret\n")
+        built: list[dict[str, object]] = []
+
+        class Recording:
+            def __init__(self, endpoints: object, **kwargs: object) -> None:
+                built.append(kwargs)
+
+            def close(self) -> None:
+                pass
+
         self.patch(_tap, "_client_accepts", lambda name: True)
+        self.patch(_tap, "EtcdClient", Recording)
         options = parse(
             "-e", "http://a:2379", "-p", "/x", "--username", "u", "--password-file", path
         )
         self.assertEqual(options["client_options"], {"username": "u", "password": "s3cret"})
+        self.assertEqual(built[0]["password"], "s3cret")
+
+    def test_client_checks(self) -> None:
+        """The client's own checks of the options are usage errors, with its message."""
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise ValueError("basic auth over http:// needs https")
+
+        fd, path = tempfile.mkstemp()
+        self.addCleanup(os.remove, path)
+        os.close(fd)
+        self.patch(_tap, "_client_accepts", lambda name: True)
+        self.patch(_tap, "EtcdClient", refuse)
+        error = self.assertRaises(
+            usage.UsageError,
+            parse,
+            *["-e", "http://a:2379", "-p", "/x", "--username", "u", "--password-file", path],
+        )
+        self.assertEqual(str(error), "basic auth over http:// needs https")
 
     def test_security_unsupported(self) -> None:
         """When EtcdClient has no such option, asking for it is a UsageError, not a crash."""

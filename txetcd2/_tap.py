@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, TextIO
 
 from twisted.application.service import IService, MultiService
+from twisted.internet.task import Clock
 from twisted.python import usage
 
 from txetcd2._client import EtcdClient
 from txetcd2._cluster import parse_endpoints
+from txetcd2._errors import EtcdError
 from txetcd2._event_lines import FORMATTERS
 from txetcd2._keys import normalize_key
 from txetcd2._reactor import default_reactor
@@ -120,8 +122,8 @@ class Options(usage.Options):
         for name in ("ca", "cert", "key", "username"):
             if self[name]:
                 given[name] = self[name]
-        if bool(self["cert"]) != bool(self["key"]):
-            raise usage.UsageError("--cert and --key go together: give both or neither")
+        if self["key"] and not self["cert"]:
+            raise usage.UsageError("--key needs --cert (the certificate it belongs to)")
         if bool(self["username"]) != bool(self["password-file"]):
             raise usage.UsageError("--username and --password-file go together")
         for name in ("ca", "cert", "key", "password-file"):
@@ -141,6 +143,19 @@ class Options(usage.Options):
                     "upgrade txetcd2"
                 )
         self["client_options"] = given
+        self._check_client()
+
+    def _check_client(self) -> None:
+        """
+        Build (and drop) a client with these options, so that the client's own checks of
+        endpoints, certificates and credentials become usage errors instead of tracebacks.
+        """
+        endpoints = self["endpoints"] or ["http://127.0.0.1:2379"]
+        try:
+            probe = EtcdClient(endpoints, reactor=Clock(), **self["client_options"])
+        except (TypeError, ValueError, OSError, EtcdError) as e:
+            raise usage.UsageError(str(e)) from None
+        probe.close()
 
 
 def _stdout_writer(out: TextIO) -> Any:
