@@ -45,7 +45,7 @@ class EventStreamTests(SynchronousTestCase):
         self.touched = 0
         self.stream = EventStream(self.lines.append, self.touch, max_line=64)
         self.transport = FakeBodyTransport()
-        self.stream.makeConnection(self.transport)  # type: ignore[arg-type]
+        self.stream.makeConnection(self.transport)
 
     def touch(self) -> None:
         self.touched += 1
@@ -57,7 +57,7 @@ class EventStreamTests(SynchronousTestCase):
             for second in range(first, len(body) + 1):
                 lines: list[bytes] = []
                 stream = EventStream(lines.append)
-                stream.makeConnection(FakeBodyTransport())  # type: ignore[arg-type]
+                stream.makeConnection(FakeBodyTransport())
                 for chunk in (body[:first], body[first:second], body[second:]):
                     if chunk:
                         stream.dataReceived(chunk)
@@ -105,7 +105,7 @@ class EventStreamTests(SynchronousTestCase):
             stream.abort()
 
         stream = EventStream(on_line)
-        stream.makeConnection(self.transport)  # type: ignore[arg-type]
+        stream.makeConnection(self.transport)
         stream.dataReceived(b"1\n2\n3\n")
         stream.dataReceived(b"4\n")
         self.assertEqual(self.lines, [b"1"])
@@ -117,7 +117,7 @@ class EventStreamTests(SynchronousTestCase):
         """Without abortConnection, aborting stops the producer (which closes the connection)."""
         stream = EventStream(self.lines.append)
         transport = ProducerOnlyTransport()
-        stream.makeConnection(transport)  # type: ignore[arg-type]
+        stream.makeConnection(transport)
         stream.abort()
         self.assertEqual(transport.stopped, 1)
 

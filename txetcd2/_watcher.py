@@ -1,11 +1,13 @@
 """
 Watchers: follow every change below a key, without losing or repeating one.
 
-A :class:`Watcher` catches up with plain long-polls while the index it wants
-is still in etcd's history, then keeps one ``?stream=true`` answer open. It
-resumes after any end of an answer from the last delivered index, backs off
-after errors, fails over across members, notices silence with an idle timer,
-and reads the tree again ("resync") when etcd lost the history it needed.
+A :class:`Watcher` keeps one ``?stream=true`` answer open (started without
+``waitIndex``, so it is never a one-shot) and, while the index it wants is
+still in etcd's history, catches up with plain long-polls, holding the
+stream's events back until the gap is closed. It resumes after any end of an
+answer from the last delivered index, backs off after errors, fails over
+across members, notices silence with an idle timer, and reads the tree again
+("resync") when etcd lost the history it needed.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.iweb import IResponse
 
 from txetcd2._errors import (
     EtcdConnectionError,
+    EtcdError,
     EtcdProtocolError,
     EtcdTimeout,
     EventIndexCleared,
@@ -60,26 +64,34 @@ ACTIONS = (
 #: Every name :meth:`Watcher.on` accepts.
 EVENT_NAMES = ("change", *ACTIONS, "resync", "reconnect", "error", "stop")
 
-#: How an answer ended, when it did not fail.
-_DELIVERED = "delivered"  # a long-poll delivered its event: go on at once, quietly
-_ENDED = "ended"  # a stream ended cleanly or was a one-shot: reconnect at once
-_IDLE = "idle"  # nothing came for idle_timeout: reconnect, to another member
+#: How a stream ended, when it did not fail.
+_ENDED = "ended"  # it ended cleanly: reconnect at once
+_IDLE = "idle"  # nothing came for idle_timeout: reconnect at once, to another member
 
 
 @attrs.define
 class _Answer:
     """
-    What one watch answer did, while its body is read.
+    What one watch stream (and the polls filling the gap before it) did.
     """
 
     endpoint: str
     headers: dict[str, str]
     store_index: int
-    stream: bool
+    buffering: bool
+    buffer: list[EtcdResponse] = attrs.Factory(list)
+    readers: list[EventStream] = attrs.Factory(list)
     events: int = 0
-    one_shot: bool = False
+    poll_accepted: bool = False
     idle: bool = False
+    quiet: bool = False
     error: EtcdProtocolError | None = None
+
+
+class _Renew(Exception):
+    """
+    The idle timer ended the answer: renew the watch.
+    """
 
 
 class _Events:
@@ -203,7 +215,7 @@ class Watcher(Service):
         self._coroutine: Coroutine[Any, Any, None] | None = None
         self._loop: Deferred[None] | None = None
         self._loop_ended: Deferred[None] | None = None
-        self._body: EventStream | None = None
+        self._readers: set[EventStream] = set()
         self._idle: IDelayedCall | None = None
         self._stopping: Deferred[None] | None = None
 
@@ -219,6 +231,13 @@ class Watcher(Service):
         The watched key, in canonical form.
         """
         return self._key
+
+    @property
+    def endpoint(self) -> str:
+        """
+        The member the watcher talks to now (or will talk to next).
+        """
+        return self._endpoints[self._position]
 
     @property
     def index(self) -> int | None:
@@ -342,10 +361,9 @@ class Watcher(Service):
         loop, ended = self._loop, self._loop_ended
         assert ended is not None
         waits: list[Deferred[None]] = [ended]
-        body = self._body
-        if body is not None and not body.closed.called:
-            waits.append(body.closed)
-            body.abort()
+        for reader in list(self._readers):
+            waits.append(reader.closed)
+            reader.abort()
         self._cancel_idle()
         running = self._coroutine is not None and (
             inspect.getcoroutinestate(self._coroutine) == inspect.CORO_RUNNING
@@ -377,7 +395,6 @@ class Watcher(Service):
 
     def _stopped(self, stopping: Deferred[None]) -> None:
         self._loop = self._loop_ended = self._coroutine = None
-        self._body = None
         self._stopping = None
         self.log.info("watch {key} stopped at index {index}", key=self._key, index=self._index)
         self._emit("stop", None)
@@ -416,7 +433,7 @@ class Watcher(Service):
             except Exception as e:
                 await self._back_off(e)
                 continue
-            if outcome == _DELIVERED or not self._active:
+            if not self._active:
                 continue
             if outcome == _IDLE and len(self._endpoints) > 1:
                 self._position = (self._position + 1) % len(self._endpoints)
@@ -435,7 +452,8 @@ class Watcher(Service):
         sweeps, rest = divmod(self._failures, count)
         delay = float(self._retry_policy(sweeps)) if rest == 0 else 0.0
         failure = Failure(error)
-        if isinstance(error, EtcdConnectionError):
+        if isinstance(error, EtcdError) and not isinstance(error, EtcdProtocolError):
+            # Expected trouble (a member down, an election): no traceback.
             self.log.warn(
                 "watch {key} failed: {error}; reconnect {attempt} in {delay:.2f}s",
                 key=self._key,
@@ -476,19 +494,13 @@ class Watcher(Service):
         self.log.info("watch {key} resync at {index}", key=self._key, index=self._index)
         self._emit("resync", snapshot)
 
-    async def _follow(self, endpoint: str) -> str:
+    async def _open(self, endpoint: str, query: Query) -> tuple[IResponse, dict[str, str], int]:
         """
-        Send one watch request and read its answer to the end.
+        Send one watch request and wait for its headers.
 
-        :returns: how it ended.
-        :raises Exception: why it failed.
+        :returns: the unread answer, etcd's headers and its ``X-Etcd-Index``.
+        :raises Exception: when it failed or etcd answered with an error.
         """
-        stream = self._next is None or (self._store is not None and self._next > self._store)
-        query = list(self._query)
-        if stream:
-            query.append(("stream", "true"))
-        if self._next is not None:
-            query.append(("waitIndex", str(self._next)))
         target = check_request_line("GET", self._path, query)
         opened = self._exchange.open(endpoint, "GET", target, None)
         opened.addTimeout(self._timeout, self._clock)
@@ -514,84 +526,173 @@ class Watcher(Service):
             store = int(headers.get("x-etcd-index", ""))
         except ValueError:
             raise EtcdProtocolError(endpoint, 200, "a watch answer without X-Etcd-Index") from None
-        self._store = store
+        return response, headers, store
+
+    def _read(
+        self, answer: _Answer, response: IResponse, on_line: Callable[[bytes], None]
+    ) -> EventStream:
+        """
+        Deliver a body, line by line, to ``on_line``; tracked for stop() and the idle timer.
+        """
+        reader = EventStream(on_line, self._touch)
+        answer.readers.append(reader)
+        self._readers.add(reader)
+        reader.closed.addCallback(lambda _: self._readers.discard(reader))
+        response.deliverBody(reader)
+        if answer.idle or answer.error is not None:
+            # The answer ended while this request was on its way.
+            reader.abort()
+        return reader
+
+    async def _follow(self, endpoint: str) -> str:
+        """
+        Stream from one member until the answer ends.
+
+        The stream is opened without ``waitIndex`` (a stream started inside
+        history sends one event and then nothing), so it carries every change
+        after its ``X-Etcd-Index``. Older changes still wanted are fetched
+        with long-polls meanwhile, while the stream's events wait in a buffer.
+
+        :returns: how it ended.
+        :raises Exception: why it failed.
+        """
+        response, headers, store = await self._open(endpoint, [*self._query, ("stream", "true")])
         if self._next is None:
             self._next = store + 1
-        answer = _Answer(endpoint, headers, store, stream)
-        reader = self._body = EventStream(
-            lambda line: self._line(answer, reader, line), self._touch
-        )
-        self._idle = self._clock.callLater(self._idle_timeout, self._went_idle, answer, reader)
+        answer = _Answer(endpoint, headers, store, buffering=self._next <= store)
+        self._idle = self._clock.callLater(self._idle_timeout, self._went_idle, answer)
         try:
-            response.deliverBody(reader)
-            await reader.ended
+            stream = self._read(answer, response, lambda line: self._streamed(answer, line))
+            if answer.buffering:
+                await self._fill_gap(answer)
+                self._next = max(self._next, store + 1)
+                answer.buffering = False
+                buffered, answer.buffer = answer.buffer, []
+                for event in buffered:
+                    self._deliver(event)
+            await stream.ended
+        except _Renew:
+            pass
+        except BaseException:
+            self._abort(answer)
+            if answer.error is not None:
+                raise answer.error from None
+            raise
         finally:
             self._cancel_idle()
-        reason = reader.reason
-        assert reason is not None
         if answer.error is not None:
+            self._abort(answer)
             raise answer.error
-        if reader.too_long:
-            raise EtcdProtocolError(endpoint, 200, "a watch event line is too long")
-        if answer.one_shot:
-            return _ENDED
-        if answer.idle or clean_end(reason):
-            if answer.events == 0:
-                # The request was accepted and found nothing in history up to
-                # its X-Etcd-Index: moving past it is safe.
+        if answer.idle:
+            if answer.quiet:
+                # The stream (and the poll filling the gap, if any) were
+                # accepted and saw nothing for idle_timeout: moving past the
+                # stream's X-Etcd-Index is safe.
                 self._next = max(self._next, store + 1)
-            if not answer.idle:
-                self._failures = 0
-                if not stream and answer.events:
-                    return _DELIVERED
-                return _ENDED
             self._failures = 0
             return _IDLE
+        reason = stream.reason
+        assert reason is not None
+        if stream.too_long:
+            raise EtcdProtocolError(endpoint, 200, "a watch event line is too long")
+        if clean_end(reason):
+            self._failures = 0
+            return _ENDED
         raise EtcdConnectionError(
             endpoint, f"the watch answer was cut short ({reason.getErrorMessage()})"
         )
+
+    async def _fill_gap(self, answer: _Answer) -> None:
+        """
+        Deliver the changes from the wanted index up to the stream's
+        ``X-Etcd-Index`` with long-polls.
+
+        A poll returns the first change at or after its ``waitIndex``; one
+        past the stream's index means the gap is closed (that change is in
+        the stream too and is not delivered twice). While the stream has a
+        buffered event, the poll cannot stay pending: it gets that event or
+        an older one.
+        """
+        assert self._next is not None
+        wanted = self._next
+        while wanted <= answer.store_index and self._active:
+            response, headers, _ = await self._open(
+                answer.endpoint, [*self._query, ("waitIndex", str(wanted))]
+            )
+            lines: list[bytes] = []
+            answer.poll_accepted = True
+            poll = self._read(answer, response, lines.append)
+            await poll.ended
+            answer.poll_accepted = False
+            if answer.idle:
+                raise _Renew()
+            if answer.error is not None:
+                raise answer.error
+            reason = poll.reason
+            assert reason is not None
+            if not clean_end(reason) or poll.too_long:
+                raise EtcdConnectionError(
+                    answer.endpoint,
+                    f"a watch long-poll was cut short ({reason.getErrorMessage()})",
+                )
+            if not lines:
+                continue
+            event = self._decode(answer.endpoint, headers, lines[0])
+            self._deliver(event)
+            wanted = event.index + 1
+
+    def _decode(self, endpoint: str, headers: dict[str, str], line: bytes) -> EtcdResponse:
+        try:
+            return decode_event(json.loads(line), headers)
+        except (ValueError, DecodeError) as e:
+            raise EtcdProtocolError(
+                endpoint, 200, f"a malformed watch event ({e}); resuming", line
+            ) from None
+
+    def _streamed(self, answer: _Answer, line: bytes) -> None:
+        if not self._active:
+            self._abort(answer)
+            return
+        try:
+            event = self._decode(answer.endpoint, answer.headers, line)
+        except EtcdProtocolError as e:
+            answer.error = e
+            self._abort(answer)
+            return
+        answer.events += 1
+        if answer.buffering:
+            answer.buffer.append(event)
+        else:
+            self._deliver(event)
+
+    def _abort(self, answer: _Answer) -> None:
+        for reader in answer.readers:
+            reader.abort()
 
     def _touch(self) -> None:
         if self._idle is not None and self._idle.active():
             self._idle.reset(self._idle_timeout)
 
-    def _went_idle(self, answer: _Answer, body: EventStream) -> None:
+    def _went_idle(self, answer: _Answer) -> None:
         self._idle = None
         answer.idle = True
+        answer.quiet = answer.events == 0 and (not answer.buffering or answer.poll_accepted)
         self.log.info(
             "watch {key}: nothing from {endpoint} for {seconds}s; renewing",
             key=self._key,
             endpoint=answer.endpoint,
             seconds=self._idle_timeout,
         )
-        body.abort()
+        self._abort(answer)
 
     def _cancel_idle(self) -> None:
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
         self._idle = None
 
-    def _line(self, answer: _Answer, body: EventStream, line: bytes) -> None:
-        if not self._active:
-            body.abort()
-            return
-        try:
-            event = decode_event(json.loads(line), answer.headers)
-        except (ValueError, DecodeError) as e:
-            answer.error = EtcdProtocolError(
-                answer.endpoint, 200, f"a malformed watch event ({e}); resuming", line
-            )
-            body.abort()
-            return
-        answer.events += 1
-        self._deliver(event)
-        if answer.stream and event.index <= answer.store_index:
-            # A stream started inside history sends that one event and then
-            # nothing: resume with a new request.
-            answer.one_shot = True
-            body.abort()
-
     def _deliver(self, event: EtcdResponse) -> None:
+        if not self._active:
+            return
         if self._index is not None and event.index <= self._index:
             self.log.debug(
                 "watch {key}: skipped {index}, already delivered", key=self._key, index=event.index
