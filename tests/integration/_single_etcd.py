@@ -15,6 +15,8 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from txetcd2 import EtcdTLSError
+
 reactor: Any = _reactor
 
 
@@ -44,7 +46,8 @@ class SingleEtcd:
         self.url = f"{scheme}://127.0.0.1:{client}"
         self.port = client
         peer_url = f"http://127.0.0.1:{peer}"
-        self._log = open(directory / "etcd.log", "wb")  # noqa: SIM115
+        self._log_path = directory / "etcd.log"
+        self._log = open(self._log_path, "wb")  # noqa: SIM115
         self._process = subprocess.Popen(
             [
                 "/usr/bin/etcd",
@@ -62,25 +65,29 @@ class SingleEtcd:
             stderr=subprocess.STDOUT,
         )
 
-    async def wait_ready(self, client: Any, deadline: float = 30.0) -> None:
+    async def wait_ready(self, client: Any, deadline: float = 90.0) -> None:
         """
-        Wait until ``client`` can read from etcd.
+        Wait until ``client`` can read from etcd (generous: the machine may be loaded).
 
         :param client: a client able to talk to this etcd.
         :param deadline: seconds to give up after.
+        :raises RuntimeError: when etcd exited (with the end of its log).
         """
-        waited = 0.0
+        give_up = reactor.seconds() + deadline
         while True:
             if self._process.poll() is not None:
-                raise RuntimeError(f"etcd exited with {self._process.returncode}")
+                self._log.flush()
+                tail = self._log_path.read_bytes()[-2000:].decode("utf-8", "replace")
+                raise RuntimeError(f"etcd exited with {self._process.returncode}:\n{tail}")
             try:
                 await client.get("/")
                 return
+            except EtcdTLSError:
+                raise  # a configuration error: waiting will not help
             except Exception:
-                if waited > deadline:
+                if reactor.seconds() > give_up:
                     raise
-            await deferLater(reactor, 0.1, lambda: None)
-            waited += 0.1
+            await deferLater(reactor, 0.2, lambda: None)
 
     def stop(self) -> None:
         """

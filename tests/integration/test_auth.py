@@ -31,7 +31,7 @@ class AuthTests(TestCase):
     The full enable flow, allowed and denied requests, and secrets kept out of sight.
     """
 
-    timeout = 180
+    timeout = 300
 
     def setUp(self) -> None:
         directory = Path(tempfile.mkdtemp(prefix="txetcd2-auth-"))

@@ -19,7 +19,7 @@ class TLSTests(TestCase):
     One etcd with TLS and --client-cert-auth, and clients configured right and wrong.
     """
 
-    timeout = 120
+    timeout = 300
 
     def setUp(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="txetcd2-certs-"))
@@ -110,7 +110,7 @@ class HostnameMismatchTests(TestCase):
     An etcd whose certificate names another host.
     """
 
-    timeout = 120
+    timeout = 300
 
     async def test_hostname_mismatch(self) -> None:
         """A certificate for another name fails with EtcdTLSError naming the host problem."""
