@@ -95,9 +95,11 @@ class WireTests(ClientTestCase):
         """
         An empty value is sent as a form field, never left out.
         """
-        self.client.set("a", "")
-        _, _, _, form = self.request()
+        d = self.client.set("a", "")
+        req, _, _, form = self.request()
         self.assertEqual(form, [("value", "")])
+        req.respond(200, node_body("set", "/a", "", 2))
+        self.successResultOf(d)
 
     def test_create_update_refresh(self) -> None:
         """
