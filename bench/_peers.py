@@ -7,6 +7,7 @@ Imported lazily, in the worker process of the peer being measured only.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,8 +29,7 @@ def python_etcd_b(url: str, n: int, prefix: str) -> Result:
     :param prefix: the key prefix.
     :returns: the measurements.
     """
-    import etcd  # type: ignore[import-untyped]
-
+    etcd = importlib.import_module("etcd")
     host, port = _host_port(url)
     client = etcd.Client(host=host, port=port)
     return run_sequential_sync(
@@ -41,8 +41,13 @@ def python_etcd_b(url: str, n: int, prefix: str) -> Result:
 
 
 def aio_etcd_client(url: str) -> Any:
-    import aio_etcd  # type: ignore[import-untyped]
+    """
+    An aio_etcd client on the running loop.
 
+    :param url: etcd's client URL.
+    :returns: the client.
+    """
+    aio_etcd = importlib.import_module("aio_etcd")
     host, port = _host_port(url)
     return aio_etcd.Client(host=host, port=port, loop=asyncio.get_running_loop())
 
@@ -61,7 +66,9 @@ async def _aio_b(url: str, n: int, prefix: str) -> Result:
                 s = time.perf_counter()
                 await call(i)
                 lat.append(time.perf_counter() - s)
-            result.add(phase, n, time.perf_counter() - t0, time.process_time() - cpu0, lat)
+            result.add(
+                phase, n, time.perf_counter() - t0, time.process_time() - cpu0, lat
+            )
     finally:
         await client._client.close()
     return result

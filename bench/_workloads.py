@@ -44,7 +44,9 @@ async def _sequential(set_: Call, get: Call, n: int) -> Result:
 async def _parallel(get: Call, n: int, inflight: int) -> Result:
     from twisted.internet.defer import Deferred, gatherResults
 
-    await gatherResults([Deferred.fromCoroutine(_ensure(get(0))) for _ in range(inflight)])
+    await gatherResults(
+        [Deferred.fromCoroutine(_ensure(get(0))) for _ in range(inflight)]
+    )
     left = n
     lat: list[float] = []
 
@@ -134,9 +136,13 @@ def _twisted_calls(client: str, reactor: Any, url: str, prefix: str, key: str) -
     raise SystemExit(f"unknown Twisted client {client!r}")
 
 
-def _run_twisted(client: str, workload: str, url: str, n: int, inflight: int, prefix: str) -> Any:
-    from twisted.internet import reactor
+def _run_twisted(
+    client: str, workload: str, url: str, n: int, inflight: int, prefix: str
+) -> Any:
+    from twisted.internet import reactor as _reactor
     from twisted.internet.defer import Deferred
+
+    reactor: Any = _reactor
 
     key = prefix.rsplit("/", 1)[0] + "/c" if workload == "C" else f"{prefix}/0"
     out: dict[str, Any] = {}
@@ -157,18 +163,18 @@ def _run_twisted(client: str, workload: str, url: str, n: int, inflight: int, pr
     def done(result: object) -> None:
         if hasattr(result, "getTraceback"):
             failures.append(result)
-        reactor.stop()  # type: ignore[attr-defined]
+        reactor.stop()
 
-    reactor.callWhenRunning(  # type: ignore[attr-defined]
-        lambda: Deferred.fromCoroutine(main()).addBoth(done)
-    )
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.callWhenRunning(lambda: Deferred.fromCoroutine(main()).addBoth(done))
+    reactor.run()
     if failures:
         raise SystemExit(failures[0].getTraceback())
     return out
 
 
-def measure(client: str, workload: str, url: str, n: int, inflight: int, prefix: str) -> Any:
+def measure(
+    client: str, workload: str, url: str, n: int, inflight: int, prefix: str
+) -> Any:
     """
     Run one client through one workload.
 
@@ -185,7 +191,9 @@ def measure(client: str, workload: str, url: str, n: int, inflight: int, prefix:
 
         if workload == "B":
             return _peers.aio_etcd_b(url, n, prefix).to_json()
-        return _peers.aio_etcd_c(url, n, inflight, prefix.rsplit("/", 1)[0] + "/c").to_json()
+        return _peers.aio_etcd_c(
+            url, n, inflight, prefix.rsplit("/", 1)[0] + "/c"
+        ).to_json()
     return _run_twisted(client, workload, url, n, inflight, prefix)
 
 
@@ -203,7 +211,9 @@ def main(argv: list[str]) -> None:
         import cProfile
 
         profiler = cProfile.Profile()
-        figures = profiler.runcall(measure, client, workload, url, int(n), int(inflight), prefix)
+        figures = profiler.runcall(
+            measure, client, workload, url, int(n), int(inflight), prefix
+        )
         profiler.dump_stats(profile)
     else:
         figures = measure(client, workload, url, int(n), int(inflight), prefix)

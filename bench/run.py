@@ -39,14 +39,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 Figures = dict[str, float]
 
 
-def worker(client: str, workload: str, url: str, n: int, inflight: int, prefix: str) -> Any:
+def worker(
+    client: str, workload: str, url: str, n: int, inflight: int, prefix: str
+) -> Any:
     """
     Run one client through one workload in a fresh process.
 
     :returns: its figures by phase.
     :raises RuntimeError: when the worker fails or runs out of time.
     """
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     args = [sys.executable, "-m", "bench._workloads", client, workload, url, str(n)]
     done = subprocess.run(
         [*args, str(inflight), prefix],
@@ -92,7 +96,9 @@ def put(url: str, key: str, value: str) -> None:
         answer.read()
 
 
-def one_round(url: str, r: int, keys: int, gets: int, wrk_seconds: int) -> dict[str, Figures]:
+def one_round(
+    url: str, r: int, keys: int, gets: int, wrk_seconds: int
+) -> dict[str, Figures]:
     """
     Measure every client once.
 
@@ -123,7 +129,13 @@ def reference(row: str) -> str:
 #: The issue's targets: (label, row, reference row, figure, at least).
 TARGETS = (
     ("C ops/s >= 1.3x aio_etcd", "C get txetcd2", "C get aio_etcd", "ops", 1.3),
-    ("B gets ops/s >= 1.1x python-etcd", "B get txetcd2", "B get python-etcd", "ops", 1.1),
+    (
+        "B gets ops/s >= 1.1x python-etcd",
+        "B get txetcd2",
+        "B get python-etcd",
+        "ops",
+        1.1,
+    ),
     ("B sets ops/s >= 0.95x raw Agent", "B set txetcd2", "B set agent", "ops", 0.95),
 )
 
@@ -135,7 +147,9 @@ def spread(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3g}" if values[0] < 100 else f"{values[0]:.0f}"
     fmt = ".0f" if min(values) >= 100 else ".2f"
-    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+    return (
+        f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+    )
 
 
 def report(rounds: list[dict[str, Figures]]) -> str:
@@ -145,10 +159,8 @@ def report(rounds: list[dict[str, Figures]]) -> str:
 
     :returns: the table, as reST.
     """
-    lines = [
-        f"{'row':28} {'ops/s':>22} {'x ref':>20} {'CPU us/op':>10} "
-        f"{'p50 ms':>7} {'p99 ms':>7}",
-    ]
+    header = f"{'row':28} {'ops/s':>22} {'x ref':>20} {'CPU us/op':>10} {'p50 ms':>7} {'p99 ms':>7}"
+    lines = [header]
     for row in rounds[0]:
         ref = reference(row)
         ops = [r[row]["ops"] for r in rounds]
@@ -158,11 +170,15 @@ def report(rounds: list[dict[str, Figures]]) -> str:
         p50 = statistics.median(r[row].get("p50_ms", 0.0) for r in rounds)
         p99 = statistics.median(r[row].get("p99_ms", 0.0) for r in rounds)
         extra = (
-            f"{cpu:10.0f} {p50:7.2f} {p99:7.2f}" if "cpu_us" in first else f"{'':10} {'':7} {'':7}"
+            f"{cpu:10.0f} {p50:7.2f} {p99:7.2f}"
+            if "cpu_us" in first
+            else f"{'':10} {'':7} {'':7}"
         )
         lines.append(f"{row:28} {spread(ops):>22} {spread(ratios):>20} {extra}")
     lines.append("")
-    lines.append("references: B rows -> the raw Agent loop of the same phase; C rows -> aio_etcd")
+    lines.append(
+        "references: B rows -> the raw Agent loop of the same phase; C rows -> aio_etcd"
+    )
     lines.append("")
     lines.append("targets (ratio per round):")
     for label, row, ref, figure, least in TARGETS:
@@ -170,12 +186,16 @@ def report(rounds: list[dict[str, Figures]]) -> str:
         verdict = "met" if statistics.median(per_round) >= least else "NOT met"
         shown = ", ".join(f"{x:.2f}" for x in per_round)
         lines.append(f"  {label:36} {shown:24} {verdict}")
-    cpu_ratio = [r["C get txetcd2"]["cpu_us"] / r["C get aio_etcd"]["cpu_us"] for r in rounds]
+    cpu_ratio = [
+        r["C get txetcd2"]["cpu_us"] / r["C get aio_etcd"]["cpu_us"] for r in rounds
+    ]
     lines.append(
         "  C CPU/op txetcd2 / aio_etcd          "
         + ", ".join(f"{x:.2f}" for x in cpu_ratio)
     )
-    lines.append("  D, E (watchers): pending, they need the streaming watcher (issue 3)")
+    lines.append(
+        "  D, E (watchers): pending, they need the streaming watcher (issue 3)"
+    )
     return "\n".join(lines)
 
 
@@ -183,11 +203,21 @@ def main(argv: list[str] | None = None) -> None:
     """
     Parse the options, run the rounds, print the table.
     """
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[1])
-    parser.add_argument("--quick", action="store_true", help="a few seconds: small counts, 1 round")
-    parser.add_argument("--rounds", type=int, default=None, help="repetitions (default 3)")
-    parser.add_argument("--keys", type=int, default=None, help="workload B keys (default 2000)")
-    parser.add_argument("--gets", type=int, default=None, help="workload C gets (default 20000)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.split("\n")[1]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a few seconds: small counts, 1 round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="repetitions (default 3)"
+    )
+    parser.add_argument(
+        "--keys", type=int, default=None, help="workload B keys (default 2000)"
+    )
+    parser.add_argument(
+        "--gets", type=int, default=None, help="workload C gets (default 20000)"
+    )
     parser.add_argument("--etcd", default="etcd", help="the etcd executable")
     options = parser.parse_args(argv)
     rounds = options.rounds or (1 if options.quick else 3)
