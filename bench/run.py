@@ -85,6 +85,32 @@ def wrk_limit(url: str, key: str, seconds: int, connections: int = 64) -> float 
     return float(found.group(1)) if found else None
 
 
+def import_ms(module: str, tries: int = 5) -> float:
+    """
+    The best of ``tries`` cold imports of ``module``, from ``-X importtime``.
+
+    :returns: milliseconds.
+    """
+    env = dict(
+        os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
+    best = float("inf")
+    for _ in range(tries):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
+        )
+        for line in done.stderr.splitlines():
+            fields = [f.strip() for f in line.split("|")]
+            if len(fields) == 3 and fields[2] == module:
+                best = min(best, int(fields[1]) / 1000)
+    return best
+
+
 def put(url: str, key: str, value: str) -> None:
     """
     Set a key with the standard library (the fixture, not measured).
@@ -236,6 +262,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{time.monotonic() - started:.0f}s, python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     )
     print(report(results))
+    ours, floor = import_ms("txetcd2"), import_ms("treq")
+    verdict = "met" if ours < 300 else "NOT met"
+    print(
+        f"  import txetcd2 < 300 ms: {ours:.0f} ms (best of 5), {ours / floor:.2f}x "
+        f"import treq ({floor:.0f} ms)  {verdict}"
+    )
 
 
 if __name__ == "__main__":
