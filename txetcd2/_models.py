@@ -128,11 +128,14 @@ def decode_node(doc: Any) -> EtcdNode:
         raise DecodeError(f"bad expiration {expiration!r}") from e
     if ttl is not None and type(ttl) is not int:
         raise DecodeError(f"ttl should be an integer, not {ttl!r}")
-    children = doc.get("nodes") or ()
+    children = doc.get("nodes", ())
     if not isinstance(children, list | tuple):
         raise DecodeError("nodes should be a list")
+    key = doc.get("key", "/")
+    if not isinstance(key, str):
+        raise DecodeError(f"key should be a string, not {key!r:.80}")
     return EtcdNode(
-        key=doc.get("key", "/"),
+        key=key,
         value=value,
         dir=doc.get("dir") is True,
         ttl=ttl,
