@@ -32,6 +32,7 @@ from txetcd2 import (
     KeyNotFound,
     RaftInternal,
 )
+from txetcd2._cluster import Cluster
 from txetcd2._discovery import client_urls, endpoints_from_srv, nameservers
 from txetcd2._fakes import FakeRequest, RecordingAgent, error_body, node_body
 
@@ -729,3 +730,33 @@ class WatchFailoverTests(SynchronousTestCase):
         request.respond(200, node_body("set", "/k", "v", 7), {"x-etcd-index": "6"})
         self.assertEqual(self.successResultOf(d).node.modified_index, 7)
         self.assertTrue(h.idle())
+
+
+class ClusterTests(SynchronousTestCase):
+    """
+    The Cluster on its own.
+    """
+
+    def test_without_clock_one_sweep(self) -> None:
+        """Without a clock, a request makes one sweep and never schedules a back-off."""
+        cluster = Cluster([A, B])
+        tried: list[str] = []
+
+        async def attempt(endpoint: str) -> Any:
+            tried.append(endpoint)
+            raise EtcdConnectionError(endpoint, "refused")
+
+        d = Deferred.fromCoroutine(cluster.call(attempt, idempotent=True, what="GET", key="/k"))
+        self.failureResultOf(d, ClusterUnavailable)
+        self.assertEqual(tried, [A, B])
+
+    def test_replace_keeps_pin(self) -> None:
+        """A new member list keeps the pinned member when it is still listed."""
+        cluster = Cluster([A, B, C], Clock())
+        cluster.pin(B)
+        cluster.replace([C, B])
+        self.assertEqual((cluster.endpoints, cluster.pinned), ([C, B], B))
+        cluster.replace([A])
+        self.assertEqual((cluster.endpoints, cluster.pinned), ([A], A))
+        cluster.replace([])
+        self.assertEqual(cluster.endpoints, [A])

@@ -75,7 +75,8 @@ class Cluster:
     errorCode 300/301). ``max_retries`` bounds the back-offs of one request.
 
     :param endpoints: the members' base URLs.
-    :param clock: the clock for back-offs.
+    :param clock: the clock for back-offs; without one, each request makes
+        a single sweep of the members.
     :param max_retries: how many times one request backs off before giving up.
     :param retry_policy: seconds to wait before back-off number ``n``
         (counted from 0).
@@ -130,6 +131,11 @@ class Cluster:
         if self._pinned not in self.endpoints:
             self._pinned = self.endpoints[0]
 
+    @property
+    def _retries(self) -> int:
+        # Without a clock there is no back-off: one sweep only.
+        return self.max_retries if self._clock is not None else 0
+
     def _order(self) -> list[str]:
         live = [e for e in self.endpoints if e not in self.foreign]
         if self._pinned not in live:
@@ -162,8 +168,7 @@ class Cluster:
             delay=delay,
             attempt=backoffs + 1,
         )
-        if self._clock is None:
-            raise EtcdError("the cluster has no clock to back off with")
+        assert self._clock is not None
         await deferLater(self._clock, delay, lambda: None)
 
     def _judge(self, raw: RawResponse | None, read: bool) -> tuple[EtcdError | None, bool]:
@@ -254,10 +259,10 @@ class Cluster:
                     error=str(error),
                 )
                 last = position == len(order) - 1
-                if busy and not last and backoffs < self.max_retries:
+                if busy and not last and backoffs < self._retries:
                     await self._sleep(backoffs)
                     backoffs += 1
-            if backoffs >= self.max_retries:
+            if backoffs >= self._retries:
                 raise self._give_up(errors)
             await self._sleep(backoffs)
             backoffs += 1
