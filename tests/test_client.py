@@ -98,9 +98,11 @@ class WireTests(ClientTestCase):
         """
         An empty value is sent as a form field, never left out.
         """
-        self.client.set("a", "")
-        _, _, _, form = self.request()
+        d = self.client.set("a", "")
+        req, _, _, form = self.request()
         self.assertEqual(form, [("value", "")])
+        req.respond(200, node_body("set", "/a", "", 2))
+        self.assertEqual(self.successResultOf(d).node.value, "")
 
     def test_create_update_refresh(self) -> None:
         """
@@ -210,6 +212,7 @@ class ResultTests(ClientTestCase):
         """
         d = self.client.get("a")
         self.agent.pop().respond(404, b"404 page not found\n", {"content-type": "text/plain"})
+        self.agent.pop().respond(200, {"etcdserver": "3.4.23", "etcdcluster": "3.4.0"})
         self.failureResultOf(d, EtcdV2Disabled)
 
     def test_not_etcd(self) -> None:

@@ -2,10 +2,12 @@
 txetcd2: a Twisted client for etcd's v2 HTTP API.
 """
 
+from txetcd2.admin import ClusterStatus, Member, MemberStatus, RawAnswer
 from txetcd2.client import EtcdClient
 from txetcd2.errors import (
     ClusterUnavailable,
     DirNotEmpty,
+    EtcdAdminError,
     EtcdApiError,
     EtcdClusterMismatch,
     EtcdCommandError,
@@ -25,9 +27,15 @@ from txetcd2.errors import (
     InvalidForm,
     KeyNotFound,
     LeaderElect,
+    MemberChangeRefused,
+    MemberNotFound,
+    MemberRemoved,
     NodeExist,
+    NoLeader,
     NotDir,
     NotFile,
+    NotLeader,
+    PeerURLExists,
     PrevValueRequired,
     RaftInternal,
     RefreshTTLRequired,
@@ -42,8 +50,10 @@ from txetcd2.errors import (
 from txetcd2.models import EtcdNode, EtcdResponse
 
 __all__ = [
+    "ClusterStatus",
     "ClusterUnavailable",
     "DirNotEmpty",
+    "EtcdAdminError",
     "EtcdApiError",
     "EtcdClient",
     "EtcdClusterMismatch",
@@ -66,11 +76,20 @@ __all__ = [
     "InvalidForm",
     "KeyNotFound",
     "LeaderElect",
+    "Member",
+    "MemberChangeRefused",
+    "MemberNotFound",
+    "MemberRemoved",
+    "MemberStatus",
+    "NoLeader",
     "NodeExist",
     "NotDir",
     "NotFile",
+    "NotLeader",
+    "PeerURLExists",
     "PrevValueRequired",
     "RaftInternal",
+    "RawAnswer",
     "RefreshTTLRequired",
     "RefreshValue",
     "RootReadOnly",

@@ -4,7 +4,7 @@ The key-space client.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
 
@@ -15,7 +15,10 @@ from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
+from txetcd2 import _admin
+from txetcd2._admin_models import Member, RawAnswer
 from txetcd2._cluster import Cluster, parse_endpoints
+from txetcd2._disabled import check_enabled
 from txetcd2._discovery import MemberSync, default_resolver, endpoints_from_srv
 from txetcd2._errors import EtcdError, EtcdProtocolError, KeyNotFound, NotFile
 from txetcd2._http import Exchange, RawResponse, error_for
@@ -35,6 +38,7 @@ from txetcd2._models import DecodeError, EtcdResponse, decode_response
 from txetcd2._reactor import default_reactor
 from txetcd2._redirect import send_following
 from txetcd2._retry import RetryPolicy, check_retry_policy
+from txetcd2._status import ClusterStatus, cluster_status
 
 _T = TypeVar("_T")
 
@@ -247,10 +251,13 @@ class EtcdClient:
         exchange = self._exchange
         seconds = self._timeout if timeout is None else timeout
 
-        def attempt(endpoint: str) -> Coroutine[Any, Any, RawResponse]:
-            return send_following(exchange, endpoint, method, target, form, seconds)
+        async def attempt(endpoint: str) -> RawResponse:
+            raw = await send_following(exchange, endpoint, method, target, form, seconds)
+            return await check_enabled(exchange, raw, target, seconds)
 
-        return await self._cluster.call(attempt, idempotent=idempotent, what=method, key=key)
+        return await self._cluster.call(
+            attempt, idempotent=idempotent, what=method, key=key, keyspace=True
+        )
 
     def _keys(
         self,
@@ -602,9 +609,15 @@ class EtcdClient:
                 return exchange.poll(endpoint, target, seconds, self._watch_timeout)
 
             raw, complete = await self._cluster.call(
-                attempt, idempotent=True, what="watch", key=key, answer=lambda found: found[0]
+                attempt,
+                idempotent=True,
+                what="watch",
+                key=key,
+                answer=lambda found: found[0],
+                keyspace=True,
             )
             if raw.status != 200:
+                await check_enabled(exchange, raw, target, self._timeout)
                 raise error_for(raw)
             if complete and raw.body.strip():
                 return decode(raw)
@@ -612,6 +625,141 @@ class EtcdClient:
             if started:
                 index = max(index or 0, started + 1)
             self.log.debug("watch {key} renewed from {index}", key=key, index=index)
+
+    # -- members, statistics and raw requests (txetcd2._admin) -----------------
+
+    def members(self) -> Deferred[list[Member]]:
+        """
+        List the cluster's members.
+
+        :returns: a Deferred firing with the list of :class:`Member`.
+        """
+        return self._run(_admin.members(self))
+
+    def leader(self) -> Deferred[Member]:
+        """
+        Find the cluster's leader.
+
+        :returns: a Deferred firing with the leader's :class:`Member`.
+        :raises NoLeader: (in the Deferred) during an election or without quorum.
+        """
+        return self._run(_admin.leader(self))
+
+    def add_member(self, peer_urls: Sequence[str] | str) -> Deferred[Member]:
+        """
+        Add a member (then start it with ``--initial-cluster-state existing``).
+
+        :param peer_urls: the new member's peer URLs, e.g. ``["http://10.0.0.4:2380"]``.
+        :returns: a Deferred firing with the new :class:`Member` (not started yet).
+        :raises PeerURLExists: (in the Deferred) if a member already has one of the URLs.
+        """
+        return self._run(_admin.add_member(self, peer_urls))
+
+    def remove_member(self, member_id: str | Member) -> Deferred[None]:
+        """
+        Remove a member.
+
+        :param member_id: the member's hexadecimal id, or the :class:`Member`.
+        :returns: a Deferred firing with ``None``.
+        :raises MemberNotFound: (in the Deferred) for an unknown id.
+        :raises MemberRemoved: (in the Deferred) for a member already removed.
+        """
+        return self._run(_admin.remove_member(self, member_id))
+
+    def update_member(
+        self, member_id: str | Member, peer_urls: Sequence[str] | str
+    ) -> Deferred[None]:
+        """
+        Change a member's peer URLs.
+
+        :param member_id: the member's hexadecimal id, or the :class:`Member`.
+        :param peer_urls: its new peer URLs.
+        :returns: a Deferred firing with ``None``.
+        :raises MemberNotFound: (in the Deferred) for an unknown id.
+        """
+        return self._run(_admin.update_member(self, member_id, peer_urls))
+
+    def version(self) -> Deferred[dict[str, str]]:
+        """
+        Ask the versions: ``{"etcdserver": "3.4.23", "etcdcluster": "3.4.0"}``.
+
+        :returns: a Deferred firing with the dict.
+        """
+        return self._run(_admin.version(self))
+
+    def health(self) -> Deferred[bool]:
+        """
+        Ask whether the cluster is healthy (a 503 answer gives ``False``).
+
+        :returns: a Deferred firing with ``True`` or ``False``.
+        """
+        return self._run(_admin.health(self))
+
+    def machines(self) -> Deferred[list[str]]:
+        """
+        List every member's client URLs.
+
+        :returns: a Deferred firing with the URLs.
+        """
+        return self._run(_admin.machines(self))
+
+    def self_stats(self) -> Deferred[dict[str, Any]]:
+        """
+        Read ``/v2/stats/self`` of the member answering.
+
+        :returns: a Deferred firing with the statistics.
+        """
+        return self._run(_admin.stats(self, "self"))
+
+    def store_stats(self) -> Deferred[dict[str, Any]]:
+        """
+        Read ``/v2/stats/store``, the key-space operation counters.
+
+        :returns: a Deferred firing with the statistics.
+        """
+        return self._run(_admin.stats(self, "store"))
+
+    def leader_stats(self) -> Deferred[dict[str, Any]]:
+        """
+        Read ``/v2/stats/leader`` from the leader (found if a follower answers).
+
+        :returns: a Deferred firing with the statistics.
+        """
+        return self._run(_admin.leader_stats(self))
+
+    def raw(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, object] | Sequence[tuple[str, object]] | None = None,
+        body: Mapping[str, object] | bytes | str | None = None,
+        *,
+        json_body: object = None,
+        content_type: str | None = None,
+    ) -> Deferred[RawAnswer]:
+        """
+        Send any request through the cluster and fire with the answer, whatever its status.
+
+        :param method: the HTTP method.
+        :param path: the percent-encoded path, e.g. ``"/v2/keys/a"``.
+        :param params: query parameters (booleans become ``true``/``false``).
+        :param body: a mapping (sent as a form), or bytes/str sent as they are.
+        :param json_body: a document to send as JSON instead.
+        :param content_type: the body's type, overriding the default.
+        :returns: a Deferred firing with a :class:`RawAnswer`.
+        """
+        coroutine = _admin.raw(
+            self, method, path, params, body, json_body=json_body, content_type=content_type
+        )
+        return self._run(coroutine)
+
+    def cluster_status(self) -> Deferred[ClusterStatus]:
+        """
+        Ask every member how it is; ``str()`` of the result is for people.
+
+        :returns: a Deferred firing with a :class:`ClusterStatus`.
+        """
+        return self._run(cluster_status(self))
 
     # -- life cycle ----------------------------------------------------------
 

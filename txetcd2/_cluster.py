@@ -171,7 +171,9 @@ class Cluster:
         assert self._clock is not None
         await deferLater(self._clock, delay, lambda: None)
 
-    def _judge(self, raw: RawResponse | None, read: bool) -> tuple[EtcdError | None, bool]:
+    def _judge(
+        self, raw: RawResponse | None, read: bool, keyspace: bool
+    ) -> tuple[EtcdError | None, bool]:
         """
         Decide whether an answer can be used.
 
@@ -180,12 +182,12 @@ class Cluster:
         """
         if raw is None:
             return None, False
-        error = self.freshness.judge(raw, read)
+        error = self.freshness.judge(raw, read and keyspace)
         if isinstance(error, EtcdClusterMismatch):
             self.foreign[raw.endpoint] = error
             self.log.error("{error}", error=str(error))
             return error, False
-        if error is not None:
+        if error is not None or not keyspace:
             return error, False
         trouble = server_trouble(raw)
         return trouble, trouble is not None
@@ -198,6 +200,7 @@ class Cluster:
         what: str,
         key: str,
         answer: Callable[[_T], RawResponse] | None = None,
+        keyspace: bool = False,
     ) -> _T:
         """
         Run ``attempt`` against the members until one answers usefully.
@@ -205,8 +208,11 @@ class Cluster:
         A request that provably never left is tried on the next member. One
         that may have reached a member is tried elsewhere only when it is
         idempotent; otherwise :class:`EtcdOutcomeUnknown` is raised. Answers
-        from another cluster are never used; stale answers to reads (``GET``,
-        ``HEAD``) are retried elsewhere.
+        from another cluster are never used. For key-space requests, a busy
+        answer (5xx, errorCode 300/301) is handled like a request that may
+        have arrived, after a back-off, and stale answers to reads (``GET``,
+        ``HEAD``) are retried elsewhere; other requests (members, stats,
+        health) get such answers back as they are.
 
         :param attempt: sends the request to the endpoint it is given.
         :param idempotent: whether the request may safely be sent twice.
@@ -214,6 +220,7 @@ class Cluster:
         :param key: the key, for messages.
         :param answer: gets the answer out of what ``attempt`` returned
             (default: ``attempt`` returns a :class:`RawResponse`).
+        :param keyspace: whether this is a ``/v2/keys`` request (see above).
         :returns: what ``attempt`` returned.
         :raises EtcdConnectionError: with one member, when it failed.
         :raises ClusterUnavailable: with several, when every member failed.
@@ -241,7 +248,7 @@ class Cluster:
                         raw: RawResponse | None = answer(result)
                     else:
                         raw = result if isinstance(result, RawResponse) else None
-                    rejected, busy = self._judge(raw, read)
+                    rejected, busy = self._judge(raw, read, keyspace)
                     if rejected is None:
                         self.pin(endpoint)
                         return result

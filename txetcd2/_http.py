@@ -31,6 +31,7 @@ from txetcd2._errors import (
     EtcdProtocolError,
     EtcdTimeout,
     EtcdV2Disabled,
+    admin_error,
     api_error,
 )
 
@@ -170,6 +171,8 @@ def error_for(raw: RawResponse) -> EtcdError:
                 index if isinstance(index, int) else 0,
                 raw.status,
             )
+        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+            return admin_error(raw.status, doc["message"], raw.endpoint)
     if raw.status in (301, 302, 307, 308):
         return EtcdProtocolError(
             raw.endpoint,
@@ -207,14 +210,16 @@ class Exchange:
         :param endpoint: the member's base URL.
         :param method: the HTTP method.
         :param target: the encoded path and query.
-        :param form: the form body, if any.
+        :param form: the form body, if any (labelled as a form unless
+            ``headers`` has a ``Content-Type``).
         :param headers: extra headers.
         :returns: a Deferred firing with the unread answer.
         """
         all_headers = headers.copy() if headers is not None else Headers()
         producer = None
         if form is not None:
-            all_headers.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
+            if not all_headers.hasHeader(b"content-type"):
+                all_headers.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
             producer = BytesProducer(form)
         request = self._http.request(
             method,
