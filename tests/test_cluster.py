@@ -35,6 +35,7 @@ from txetcd2 import (
 from txetcd2._cluster import Cluster
 from txetcd2._discovery import client_urls, endpoints_from_srv, nameservers
 from txetcd2._fakes import FakeRequest, RecordingAgent, error_body, node_body
+from txetcd2._http import RawResponse
 
 A, B, C = "http://a:1", "http://b:2", "http://c:3"
 MEMBERS = f"{A},{B},{C}"
@@ -760,3 +761,14 @@ class ClusterTests(SynchronousTestCase):
         self.assertEqual((cluster.endpoints, cluster.pinned), ([A], A))
         cluster.replace([])
         self.assertEqual(cluster.endpoints, [A])
+
+    def test_non_keyspace_answers_returned(self) -> None:
+        """Outside the key space, a 503 (e.g. no leader) is an answer, not a failure."""
+        cluster = Cluster([A, B], Clock())
+        raw = RawResponse(A, 503, {"x-etcd-cluster-id": "cid"}, b'{"message":"During election"}')
+
+        async def attempt(endpoint: str) -> RawResponse:
+            return raw
+
+        d = Deferred.fromCoroutine(cluster.call(attempt, idempotent=True, what="GET", key="x"))
+        self.assertIs(self.successResultOf(d), raw)
