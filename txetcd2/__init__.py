@@ -48,6 +48,7 @@ from txetcd2.errors import (
     WatcherCleared,
 )
 from txetcd2.models import EtcdNode, EtcdResponse
+from txetcd2.watch import Watcher
 
 __all__ = [
     "ClusterStatus",
@@ -97,5 +98,6 @@ __all__ = [
     "TestFailed",
     "Unauthorized",
     "ValueRequired",
+    "Watcher",
     "WatcherCleared",
 ]

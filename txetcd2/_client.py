@@ -4,7 +4,7 @@ The key-space client.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
 
@@ -39,6 +39,7 @@ from txetcd2._reactor import default_reactor
 from txetcd2._redirect import send_following
 from txetcd2._retry import RetryPolicy, check_retry_policy
 from txetcd2._status import ClusterStatus, cluster_status
+from txetcd2._watcher import Watcher
 
 _T = TypeVar("_T")
 
@@ -625,6 +626,38 @@ class EtcdClient:
             if started:
                 index = max(index or 0, started + 1)
             self.log.debug("watch {key} renewed from {index}", key=key, index=index)
+
+    def watcher(
+        self,
+        key: str,
+        *,
+        index: int | None = None,
+        recursive: bool = False,
+        retry_policy: Callable[[int], float] | None = None,
+        idle_timeout: float = 60.0,
+    ) -> Watcher:
+        """
+        Build a :class:`~txetcd2.watch.Watcher` that follows every change of a
+        key, exactly once and in order, across reconnects and lost history.
+
+        It does nothing until started; stop it before closing the client.
+
+        :param key: the key or directory.
+        :param index: the first index to report (default: changes after it started).
+        :param recursive: watch everything below a directory.
+        :param retry_policy: seconds before the ``n``-th retry (default:
+            :func:`twisted.application.internet.backoffPolicy`).
+        :param idle_timeout: seconds of silence after which the watch is renewed.
+        :returns: the watcher, not started.
+        """
+        return Watcher(
+            self,
+            key,
+            index=index,
+            recursive=recursive,
+            retry_policy=retry_policy,
+            idle_timeout=idle_timeout,
+        )
 
     # -- members, statistics and raw requests (txetcd2._admin) -----------------
 

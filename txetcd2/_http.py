@@ -358,7 +358,12 @@ def read_body(response: IResponse) -> Deferred[bytes]:
     reader: _BodyReader
 
     def cancel(d: Deferred[bytes]) -> None:
-        abort = getattr(reader.transport, "abortConnection", None)
+        # A real body transport is a producer proxy without abortConnection:
+        # losing the connection through it closes the TCP connection.
+        transport = reader.transport
+        abort = getattr(transport, "abortConnection", None) or getattr(
+            transport, "loseConnection", None
+        )
         if abort is not None:
             abort()
 
