@@ -42,6 +42,7 @@ ETCD_HEADERS = (
     "x-raft-term",
     "x-etcd-cluster-id",
     "content-type",
+    "location",
 )
 
 
