@@ -61,9 +61,7 @@ def running_etcd(binary: str = "etcd", deadline: float = 30.0) -> Iterator[str]:
         end = time.monotonic() + deadline
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"etcd exited with {proc.returncode}; see {data}/etcd.log"
-                )
+                raise RuntimeError(f"etcd exited with {proc.returncode}; see {data}/etcd.log")
             try:
                 with urllib.request.urlopen(url + "/v2/keys/", timeout=1) as answer:
                     if answer.status == 200:

@@ -66,9 +66,7 @@ async def _aio_b(url: str, n: int, prefix: str) -> Result:
                 s = time.perf_counter()
                 await call(i)
                 lat.append(time.perf_counter() - s)
-            result.add(
-                phase, n, time.perf_counter() - t0, time.process_time() - cpu0, lat
-            )
+            result.add(phase, n, time.perf_counter() - t0, time.process_time() - cpu0, lat)
     finally:
         await client._client.close()
     return result

@@ -32,9 +32,7 @@ class Result:
     def __init__(self) -> None:
         self.phases: dict[str, dict[str, float]] = {}
 
-    def add(
-        self, phase: str, n: int, wall: float, cpu: float, lat: list[float]
-    ) -> None:
+    def add(self, phase: str, n: int, wall: float, cpu: float, lat: list[float]) -> None:
         """
         Record one phase.
 

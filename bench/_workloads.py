@@ -44,9 +44,7 @@ async def _sequential(set_: Call, get: Call, n: int) -> Result:
 async def _parallel(get: Call, n: int, inflight: int) -> Result:
     from twisted.internet.defer import Deferred, gatherResults
 
-    await gatherResults(
-        [Deferred.fromCoroutine(_ensure(get(0))) for _ in range(inflight)]
-    )
+    await gatherResults([Deferred.fromCoroutine(_ensure(get(0))) for _ in range(inflight)])
     left = n
     lat: list[float] = []
 
@@ -136,9 +134,7 @@ def _twisted_calls(client: str, reactor: Any, url: str, prefix: str, key: str) -
     raise SystemExit(f"unknown Twisted client {client!r}")
 
 
-def _run_twisted(
-    client: str, workload: str, url: str, n: int, inflight: int, prefix: str
-) -> Any:
+def _run_twisted(client: str, workload: str, url: str, n: int, inflight: int, prefix: str) -> Any:
     from twisted.internet import reactor as _reactor
     from twisted.internet.defer import Deferred
 
@@ -148,6 +144,11 @@ def _run_twisted(
     out: dict[str, Any] = {}
 
     async def main() -> None:
+        if workload == "D":
+            from bench._watch import watch_while_writing
+
+            out.update(await watch_while_writing(reactor, url, n, inflight, prefix))
+            return
         set_, get, close = _twisted_calls(client, reactor, url, prefix, key)
         try:
             if workload == "B":
@@ -172,9 +173,7 @@ def _run_twisted(
     return out
 
 
-def measure(
-    client: str, workload: str, url: str, n: int, inflight: int, prefix: str
-) -> Any:
+def measure(client: str, workload: str, url: str, n: int, inflight: int, prefix: str) -> Any:
     """
     Run one client through one workload.
 
@@ -191,9 +190,7 @@ def measure(
 
         if workload == "B":
             return _peers.aio_etcd_b(url, n, prefix).to_json()
-        return _peers.aio_etcd_c(
-            url, n, inflight, prefix.rsplit("/", 1)[0] + "/c"
-        ).to_json()
+        return _peers.aio_etcd_c(url, n, inflight, prefix.rsplit("/", 1)[0] + "/c").to_json()
     return _run_twisted(client, workload, url, n, inflight, prefix)
 
 
@@ -211,9 +208,7 @@ def main(argv: list[str]) -> None:
         import cProfile
 
         profiler = cProfile.Profile()
-        figures = profiler.runcall(
-            measure, client, workload, url, int(n), int(inflight), prefix
-        )
+        figures = profiler.runcall(measure, client, workload, url, int(n), int(inflight), prefix)
         profiler.dump_stats(profile)
     else:
         figures = measure(client, workload, url, int(n), int(inflight), prefix)

@@ -11,7 +11,9 @@ the etcd it started.
   Twisted ``Agent`` loop).
 - C: ``--gets`` gets of one key, 64 in flight (reference: aio_etcd); wrk
   measures the server's limit on the same etcd and key.
-- D, E: pending (they need the streaming watcher).
+- D: one recursive txetcd2 watcher while a writer with 32 in flight sets
+  ``--watch-keys`` keys: missed events and delay of the last one.
+- E: pending.
 """
 
 from __future__ import annotations
@@ -39,18 +41,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 Figures = dict[str, float]
 
 
-def worker(
-    client: str, workload: str, url: str, n: int, inflight: int, prefix: str
-) -> Any:
+def worker(client: str, workload: str, url: str, n: int, inflight: int, prefix: str) -> Any:
     """
     Run one client through one workload in a fresh process.
 
     :returns: its figures by phase.
     :raises RuntimeError: when the worker fails or runs out of time.
     """
-    env = dict(
-        os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
-    )
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     args = [sys.executable, "-m", "bench._workloads", client, workload, url, str(n)]
     done = subprocess.run(
         [*args, str(inflight), prefix],
@@ -91,9 +89,7 @@ def import_ms(module: str, tries: int = 5) -> float:
 
     :returns: milliseconds.
     """
-    env = dict(
-        os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
-    )
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     best = float("inf")
     for _ in range(tries):
         done = subprocess.run(
@@ -123,7 +119,7 @@ def put(url: str, key: str, value: str) -> None:
 
 
 def one_round(
-    url: str, r: int, keys: int, gets: int, wrk_seconds: int
+    url: str, r: int, keys: int, gets: int, wrk_seconds: int, watch_keys: int
 ) -> dict[str, Figures]:
     """
     Measure every client once.
@@ -137,6 +133,10 @@ def one_round(
             rows[f"B {phase} {client}"] = figures
     for client in C_CLIENTS:
         rows[f"C get {client}"] = worker(client, "C", url, gets, 64, "bench/x")["get"]
+    if watch_keys:
+        rows["D watch txetcd2"] = worker("txetcd2", "D", url, watch_keys, 32, f"bench/d{r}")[
+            "watch"
+        ]
     limit = wrk_limit(url, "bench/c", wrk_seconds)
     if limit is not None:
         rows["C get wrk (server limit)"] = {"ops": limit}
@@ -173,9 +173,7 @@ def spread(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3g}" if values[0] < 100 else f"{values[0]:.0f}"
     fmt = ".0f" if min(values) >= 100 else ".2f"
-    return (
-        f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
-    )
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
 def report(rounds: list[dict[str, Figures]]) -> str:
@@ -185,9 +183,12 @@ def report(rounds: list[dict[str, Figures]]) -> str:
 
     :returns: the table, as reST.
     """
-    header = f"{'row':28} {'ops/s':>22} {'x ref':>20} {'CPU us/op':>10} {'p50 ms':>7} {'p99 ms':>7}"
+    header = f"{'row':28} {'ops/s':>22} {'x ref':>20} {'CPU us/op':>10} {'p50 ms':>7} "
+    header += f"{'p99 ms':>7}"
     lines = [header]
     for row in rounds[0]:
+        if row.startswith("D "):
+            continue
         ref = reference(row)
         ops = [r[row]["ops"] for r in rounds]
         ratios = [r[row]["ops"] / r[ref]["ops"] for r in rounds if ref in r]
@@ -196,15 +197,11 @@ def report(rounds: list[dict[str, Figures]]) -> str:
         p50 = statistics.median(r[row].get("p50_ms", 0.0) for r in rounds)
         p99 = statistics.median(r[row].get("p99_ms", 0.0) for r in rounds)
         extra = (
-            f"{cpu:10.0f} {p50:7.2f} {p99:7.2f}"
-            if "cpu_us" in first
-            else f"{'':10} {'':7} {'':7}"
+            f"{cpu:10.0f} {p50:7.2f} {p99:7.2f}" if "cpu_us" in first else f"{'':10} {'':7} {'':7}"
         )
         lines.append(f"{row:28} {spread(ops):>22} {spread(ratios):>20} {extra}")
     lines.append("")
-    lines.append(
-        "references: B rows -> the raw Agent loop of the same phase; C rows -> aio_etcd"
-    )
+    lines.append("references: B rows -> the raw Agent loop of the same phase; C rows -> aio_etcd")
     lines.append("")
     lines.append("targets (ratio per round):")
     for label, row, ref, figure, least in TARGETS:
@@ -212,16 +209,23 @@ def report(rounds: list[dict[str, Figures]]) -> str:
         verdict = "met" if statistics.median(per_round) >= least else "NOT met"
         shown = ", ".join(f"{x:.2f}" for x in per_round)
         lines.append(f"  {label:36} {shown:24} {verdict}")
-    cpu_ratio = [
-        r["C get txetcd2"]["cpu_us"] / r["C get aio_etcd"]["cpu_us"] for r in rounds
-    ]
+    cpu_ratio = [r["C get txetcd2"]["cpu_us"] / r["C get aio_etcd"]["cpu_us"] for r in rounds]
     lines.append(
-        "  C CPU/op txetcd2 / aio_etcd          "
-        + ", ".join(f"{x:.2f}" for x in cpu_ratio)
+        "  C CPU/op txetcd2 / aio_etcd          " + ", ".join(f"{x:.2f}" for x in cpu_ratio)
     )
-    lines.append(
-        "  D, E (watchers): pending, they need the streaming watcher (issue 3)"
-    )
+    if "D watch txetcd2" in rounds[0]:
+        d = [r["D watch txetcd2"] for r in rounds]
+        missed = ", ".join(f"{x['missed']:.0f}/{x['missed'] + x['received']:.0f}" for x in d)
+        delay = ", ".join(f"{x['delay_ms']:.1f}" for x in d)
+        ok = all(x["missed"] == 0 for x in d)
+        ok = ok and statistics.median(x["delay_ms"] for x in d) <= 50
+        lines.append(f"  D missed events (0 wanted)           {missed}")
+        lines.append(
+            f"  D last event delay ms (<= 50)        {delay:24} {'met' if ok else 'NOT met'}"
+        )
+        writer = ", ".join(f"{x['ops']:.0f}" for x in d)
+        lines.append(f"  D writer sets/s (32 in flight)       {writer}")
+    lines.append("  E (10,000 idle watchers): pending, not implemented yet")
     return "\n".join(lines)
 
 
@@ -235,31 +239,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="a few seconds: small counts, 1 round"
     )
-    parser.add_argument(
-        "--rounds", type=int, default=None, help="repetitions (default 3)"
-    )
-    parser.add_argument(
-        "--keys", type=int, default=None, help="workload B keys (default 2000)"
-    )
-    parser.add_argument(
-        "--gets", type=int, default=None, help="workload C gets (default 20000)"
-    )
+    parser.add_argument("--rounds", type=int, default=None, help="repetitions (default 3)")
+    parser.add_argument("--keys", type=int, default=None, help="workload B keys (default 2000)")
+    parser.add_argument("--gets", type=int, default=None, help="workload C gets (default 20000)")
+    parser.add_argument("--watch-keys", type=int, default=None, help="workload D (default 5000)")
     parser.add_argument("--etcd", default="etcd", help="the etcd executable")
     options = parser.parse_args(argv)
     rounds = options.rounds or (1 if options.quick else 3)
     keys = options.keys or (100 if options.quick else 2000)
     gets = options.gets or (1000 if options.quick else 20000)
     wrk_seconds = 1 if options.quick else 3
+    watch_keys = options.watch_keys or (500 if options.quick else 5000)
     started = time.monotonic()
     results: list[dict[str, Figures]] = []
     with running_etcd(options.etcd) as url:
         put(url, "bench/c", "x" * 32)
         for r in range(rounds):
-            results.append(one_round(url, r, keys, gets, wrk_seconds))
+            results.append(one_round(url, r, keys, gets, wrk_seconds, watch_keys))
             print(f"round {r + 1}/{rounds} done", file=sys.stderr)
     print(
         f"{rounds} round(s), B {keys} keys, C {gets} gets x 64 in flight, "
-        f"{time.monotonic() - started:.0f}s, python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+        f"{time.monotonic() - started:.0f}s, python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs"
     )
     print(report(results))
     ours, floor = import_ms("txetcd2"), import_ms("treq")

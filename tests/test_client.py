@@ -36,7 +36,10 @@ class ClientTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.agent = RecordingAgent(self.clock)
-        self.client = EtcdClient(self.endpoints, reactor=self.clock, agent=self.agent, timeout=2.0)
+        # One sweep, no back-off: retries and back-offs are tested in test_cluster.
+        self.client = EtcdClient(
+            self.endpoints, reactor=self.clock, agent=self.agent, timeout=2.0, max_retries=0
+        )
 
     def tearDown(self) -> None:
         self.successResultOf(self.client.close())
@@ -99,7 +102,7 @@ class WireTests(ClientTestCase):
         req, _, _, form = self.request()
         self.assertEqual(form, [("value", "")])
         req.respond(200, node_body("set", "/a", "", 2))
-        self.successResultOf(d)
+        self.assertEqual(self.successResultOf(d).node.value, "")
 
     def test_create_update_refresh(self) -> None:
         """
@@ -209,6 +212,7 @@ class ResultTests(ClientTestCase):
         """
         d = self.client.get("a")
         self.agent.pop().respond(404, b"404 page not found\n", {"content-type": "text/plain"})
+        self.agent.pop().respond(200, {"etcdserver": "3.4.23", "etcdcluster": "3.4.0"})
         self.failureResultOf(d, EtcdV2Disabled)
 
     def test_not_etcd(self) -> None:

@@ -2,11 +2,14 @@
 txetcd2: a Twisted client for etcd's v2 HTTP API.
 """
 
+from txetcd2.admin import ClusterStatus, Member, MemberStatus, RawAnswer
 from txetcd2.client import EtcdClient
 from txetcd2.errors import (
     ClusterUnavailable,
     DirNotEmpty,
+    EtcdAdminError,
     EtcdApiError,
+    EtcdClusterMismatch,
     EtcdCommandError,
     EtcdConnectionError,
     EtcdError,
@@ -14,6 +17,7 @@ from txetcd2.errors import (
     EtcdPostFormError,
     EtcdProtocolError,
     EtcdRaftError,
+    EtcdStaleAnswer,
     EtcdTimeout,
     EtcdV2Disabled,
     EtcdWatchError,
@@ -23,9 +27,15 @@ from txetcd2.errors import (
     InvalidForm,
     KeyNotFound,
     LeaderElect,
+    MemberChangeRefused,
+    MemberNotFound,
+    MemberRemoved,
     NodeExist,
+    NoLeader,
     NotDir,
     NotFile,
+    NotLeader,
+    PeerURLExists,
     PrevValueRequired,
     RaftInternal,
     RefreshTTLRequired,
@@ -38,12 +48,16 @@ from txetcd2.errors import (
     WatcherCleared,
 )
 from txetcd2.models import EtcdNode, EtcdResponse
+from txetcd2.watch import Watcher
 
 __all__ = [
+    "ClusterStatus",
     "ClusterUnavailable",
     "DirNotEmpty",
+    "EtcdAdminError",
     "EtcdApiError",
     "EtcdClient",
+    "EtcdClusterMismatch",
     "EtcdCommandError",
     "EtcdConnectionError",
     "EtcdError",
@@ -53,6 +67,7 @@ __all__ = [
     "EtcdProtocolError",
     "EtcdRaftError",
     "EtcdResponse",
+    "EtcdStaleAnswer",
     "EtcdTimeout",
     "EtcdV2Disabled",
     "EtcdWatchError",
@@ -62,11 +77,20 @@ __all__ = [
     "InvalidForm",
     "KeyNotFound",
     "LeaderElect",
+    "Member",
+    "MemberChangeRefused",
+    "MemberNotFound",
+    "MemberRemoved",
+    "MemberStatus",
+    "NoLeader",
     "NodeExist",
     "NotDir",
     "NotFile",
+    "NotLeader",
+    "PeerURLExists",
     "PrevValueRequired",
     "RaftInternal",
+    "RawAnswer",
     "RefreshTTLRequired",
     "RefreshValue",
     "RootReadOnly",
@@ -74,5 +98,6 @@ __all__ = [
     "TestFailed",
     "Unauthorized",
     "ValueRequired",
+    "Watcher",
     "WatcherCleared",
 ]

@@ -9,7 +9,7 @@ families by the hundreds digit, as etcd documents them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -392,6 +392,55 @@ class EtcdOutcomeUnknown(EtcdError):
         )
 
 
+@attrs.frozen(auto_exc=True, eq=False)
+class EtcdStaleAnswer(EtcdError):
+    """
+    A member answered a read with data older than the client already saw.
+
+    :ivar endpoint: the member's URL.
+    :ivar index: the member's ``X-Etcd-Index`` (0 when absent).
+    :ivar term: the member's ``X-Raft-Term`` (0 when absent).
+    :ivar seen_index: the highest ``X-Etcd-Index`` the client saw before.
+    :ivar seen_term: the highest ``X-Raft-Term`` the client saw before.
+    """
+
+    endpoint: str
+    index: int
+    term: int
+    seen_index: int
+    seen_term: int
+
+    def __str__(self) -> str:
+        return (
+            f"etcd at {self.endpoint} answered with stale data (index {self.index}, "
+            f"term {self.term}; already seen index {self.seen_index}, term "
+            f"{self.seen_term}). The member is behind or cut off from its cluster; "
+            "use quorum=True reads or check the member"
+        )
+
+
+@attrs.frozen(auto_exc=True, eq=False)
+class EtcdClusterMismatch(EtcdError):
+    """
+    A member belongs to another cluster than the one the client is talking to.
+
+    :ivar endpoint: the member's URL.
+    :ivar cluster_id: the cluster ID it answered with.
+    :ivar expected: the cluster ID the client pinned first.
+    """
+
+    endpoint: str
+    cluster_id: str
+    expected: str
+
+    def __str__(self) -> str:
+        return (
+            f"etcd at {self.endpoint} belongs to cluster {self.cluster_id}, not "
+            f"{self.expected}; it is no longer used by this client. Fix the endpoint "
+            "list, or create a new client if the cluster was rebuilt"
+        )
+
+
 def describe_errors(errors: Sequence[tuple[str, Exception]]) -> str:
     """
     Format a list of per-endpoint errors for a message.
@@ -400,3 +449,111 @@ def describe_errors(errors: Sequence[tuple[str, Exception]]) -> str:
     :returns: one line.
     """
     return "; ".join(f"{endpoint}: {error}" for endpoint, error in errors)
+
+
+@attrs.frozen(auto_exc=True, eq=False)
+class EtcdAdminError(EtcdError):
+    """
+    etcd refused a members, stats or auth request (a ``{"message": ...}`` answer).
+
+    These endpoints do not use the key space's ``errorCode`` documents;
+    the HTTP status says what went wrong.
+
+    :ivar status: the HTTP status of the answer.
+    :ivar message: etcd's ``message`` text.
+    :ivar endpoint: the member that answered.
+    """
+
+    status: int
+    message: str
+    endpoint: str = ""
+
+    def __str__(self) -> str:
+        where = f" at {self.endpoint}" if self.endpoint else ""
+        text = f"etcd{where} answered HTTP {self.status}: {self.message}"
+        hint = type(self)._hint
+        if hint:
+            text += f". {hint}"
+        return text
+
+    _hint = ""
+
+
+class NoLeader(EtcdAdminError):
+    """
+    HTTP 503 from ``/v2/members/leader``: the cluster has no leader right now.
+    """
+
+    _hint = (
+        "The cluster is electing a leader or has lost quorum; retry shortly, and check "
+        "that a majority of members is running"
+    )
+
+
+class MemberNotFound(EtcdAdminError):
+    """
+    HTTP 404 from ``/v2/members/<id>``: no member has this id.
+    """
+
+    _hint = "Check the member id against members()"
+
+
+class MemberRemoved(EtcdAdminError):
+    """
+    HTTP 410 from ``/v2/members/<id>``: the member was removed from the cluster.
+    """
+
+    _hint = "The member was already removed; its id cannot be used again"
+
+
+class PeerURLExists(EtcdAdminError):
+    """
+    HTTP 409 from ``/v2/members``: a member already uses this peer URL.
+    """
+
+    _hint = "Another member already has this peer URL; pick another, or remove that member"
+
+
+class MemberChangeRefused(EtcdAdminError):
+    """
+    HTTP 500 from a membership change: etcd refused to reconfigure the cluster.
+
+    etcd 3.4 hides the reason behind "Internal Server Error": the members
+    have not all been connected for 5 seconds (one just started, or is down),
+    or the change would leave too few started members for a quorum.
+    """
+
+    _hint = (
+        "etcd refuses membership changes until every member has been connected for "
+        "5 seconds, and changes that would cost quorum; retry shortly, and check that "
+        "all members are running"
+    )
+
+
+class NotLeader(EtcdAdminError):
+    """
+    HTTP 403 from ``/v2/stats/leader``: only the leader serves leader statistics.
+    """
+
+    _hint = "Ask the leader (see leader())"
+
+
+def admin_error(
+    status: int,
+    message: str,
+    endpoint: str = "",
+    classes: Mapping[int, type[EtcdAdminError]] | None = None,
+) -> EtcdAdminError:
+    """
+    Build the exception for one of etcd's ``{"message": ...}`` error answers.
+
+    :param status: the HTTP status of the answer.
+    :param message: etcd's ``message``.
+    :param endpoint: the member that answered.
+    :param classes: the exception class for each status, for the endpoint
+        asked (a 404 means "no such member" only on ``/v2/members``).
+    :returns: an instance of the class for ``status``, else of
+        :class:`EtcdAdminError`.
+    """
+    cls = (classes or {}).get(status, EtcdAdminError)
+    return cls(status, message, endpoint)

@@ -32,6 +32,7 @@ from txetcd2._errors import (
     EtcdProtocolError,
     EtcdTimeout,
     EtcdV2Disabled,
+    admin_error,
     api_error,
 )
 
@@ -42,6 +43,7 @@ ETCD_HEADERS = (
     "x-raft-term",
     "x-etcd-cluster-id",
     "content-type",
+    "location",
 )
 
 
@@ -222,6 +224,8 @@ def error_for(raw: RawResponse) -> EtcdError:
                 index if isinstance(index, int) else 0,
                 raw.status,
             )
+        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+            return admin_error(raw.status, doc["message"], raw.endpoint)
     if raw.status in (301, 302, 307, 308):
         return EtcdProtocolError(
             raw.endpoint,
@@ -259,16 +263,16 @@ class Exchange:
         :param endpoint: the member's base URL.
         :param method: the HTTP method.
         :param target: the encoded path and query.
-        :param form: the form body, if any.
+        :param form: the form body, if any (labelled as a form unless
+            ``headers`` has a ``Content-Type``).
         :param headers: extra headers.
         :returns: a Deferred firing with the unread answer.
         """
         all_headers = headers.copy() if headers is not None else Headers()
         producer = None
         if form is not None:
-            all_headers.setRawHeaders(
-                b"content-type", [b"application/x-www-form-urlencoded"]
-            )
+            if not all_headers.hasHeader(b"content-type"):
+                all_headers.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
             producer = BytesProducer(form)
         request = self._http.request(
             method,
@@ -417,7 +421,12 @@ def read_body(response: IResponse) -> Deferred[bytes]:
     reader: _BodyReader
 
     def cancel(d: Deferred[bytes]) -> None:
-        abort = getattr(reader.transport, "abortConnection", None)
+        # A real body transport is a producer proxy without abortConnection:
+        # losing the connection through it closes the TCP connection.
+        transport = reader.transport
+        abort = getattr(transport, "abortConnection", None) or getattr(
+            transport, "loseConnection", None
+        )
         if abort is not None:
             abort()
 
