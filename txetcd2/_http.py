@@ -165,9 +165,7 @@ def etcd_headers(headers: Headers) -> dict[str, str]:
         values = headers.getRawHeaders(name)
         if values:
             found[name] = (
-                values[-1].decode("latin-1")
-                if isinstance(values[-1], bytes)
-                else values[-1]
+                values[-1].decode("latin-1") if isinstance(values[-1], bytes) else values[-1]
             )
     return found
 
@@ -192,9 +190,7 @@ def describe(error: BaseException) -> str:
     :returns: a short description.
     """
     if isinstance(error, ResponseNeverReceived):
-        reasons = ", ".join(
-            r.getErrorMessage() or type(r.value).__name__ for r in error.reasons
-        )
+        reasons = ", ".join(r.getErrorMessage() or type(r.value).__name__ for r in error.reasons)
         return f"the connection closed before an answer ({reasons})"
     text = str(error) or type(error).__name__
     return text
@@ -371,9 +367,7 @@ class Exchange:
         try:
             response = await opened
         except TimeoutError:
-            raise EtcdTimeout(
-                endpoint, f"watch {target.split('?')[0]}", timeout or 0.0
-            ) from None
+            raise EtcdTimeout(endpoint, f"watch {target.split('?')[0]}", timeout or 0.0) from None
         except CancelledError:
             raise
         except Exception as e:
