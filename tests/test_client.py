@@ -36,7 +36,10 @@ class ClientTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.agent = RecordingAgent(self.clock)
-        self.client = EtcdClient(self.endpoints, reactor=self.clock, agent=self.agent, timeout=2.0)
+        # One sweep, no back-off: retries and back-offs are tested in test_cluster.
+        self.client = EtcdClient(
+            self.endpoints, reactor=self.clock, agent=self.agent, timeout=2.0, max_retries=0
+        )
 
     def tearDown(self) -> None:
         self.successResultOf(self.client.close())

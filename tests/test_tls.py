@@ -163,3 +163,13 @@ class ClassificationTests(SynchronousTestCase):
         self.assertIn("serves TLS", str(self.failureResultOf(d, EtcdTLSError).value))
         self.successResultOf(client.close())
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class UnrecognizedTLSTests(SynchronousTestCase):
+    """
+    TLS failures that do not point at the configuration.
+    """
+
+    def test_other_handshake_failure(self) -> None:
+        """An unrecognized handshake failure is left to the cluster's failover."""
+        self.assertIsNone(tls_error_for(URL, _ssl("unexpected eof while reading")))

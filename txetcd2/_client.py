@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IResolver
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
@@ -20,6 +21,7 @@ from txetcd2._auth import AuthAPI
 from txetcd2._cluster import Cluster, parse_endpoints
 from txetcd2._credentials import check_credentials
 from txetcd2._disabled import check_enabled
+from txetcd2._discovery import MemberSync, default_resolver, endpoints_from_srv
 from txetcd2._errors import EtcdError, EtcdProtocolError, KeyNotFound, NotFile
 from txetcd2._http import Exchange, RawResponse, error_for
 from txetcd2._keys import (
@@ -36,6 +38,8 @@ from txetcd2._keys import (
 )
 from txetcd2._models import DecodeError, EtcdResponse, decode_response
 from txetcd2._reactor import default_reactor
+from txetcd2._redirect import send_following
+from txetcd2._retry import RetryPolicy, check_retry_policy
 from txetcd2._status import ClusterStatus, cluster_status
 from txetcd2._tls import PEMSource, check_tls_options
 from txetcd2._watcher import Watcher
@@ -72,6 +76,16 @@ def _form(value: str | None = None, ttl: int | None = None, refresh: bool = Fals
     if refresh:
         fields.append(("refresh", "true"))
     return urlencode(fields).encode("ascii")
+
+
+def _check_timeout(timeout: float | None, what: str = "timeout") -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"{what} must be a number of seconds, not {type(timeout).__name__}")
+    if not timeout > 0:
+        raise ValueError(f"{what} must be more than 0 seconds, not {timeout!r}")
+    return float(timeout)
 
 
 def decode(raw: RawResponse) -> EtcdResponse:
@@ -120,6 +134,15 @@ class EtcdClient:
     :param allow_insecure_auth: allow sending the password over plain
         ``http://`` endpoints.
     :ivar auth: etcd's auth API (:class:`~txetcd2.auth.AuthAPI`).
+    :param max_retries: how many times one request backs off before it fails
+        (the members are all tried before each back-off).
+    :param retry_policy: seconds to wait before back-off ``n`` (from 0);
+        default: :func:`~twisted.application.internet.backoffPolicy` from
+        0.25 s doubling up to 4 s.
+    :param sync_interval: when set, :meth:`start` refreshes the member list
+        from ``/v2/members`` every this many seconds.
+    :param prefer_leader: send requests to the leader first (found by the
+        member sync that :meth:`start` begins).
     """
 
     log = Logger()
@@ -141,13 +164,23 @@ class EtcdClient:
         username: str | None = None,
         password: str | None = None,
         allow_insecure_auth: bool = False,
+        max_retries: int = 4,
+        retry_policy: RetryPolicy | None = None,
+        sync_interval: float | None = None,
+        prefer_leader: bool = False,
     ) -> None:
         if reactor is None:
             reactor = default_reactor()
         self._reactor = reactor
         self._timeout = float(timeout)
         self._watch_timeout = float(watch_timeout)
-        self._cluster = Cluster(parse_endpoints(endpoints))
+        self._cluster = Cluster(
+            parse_endpoints(endpoints),
+            reactor,
+            max_retries=check_int(max_retries, "max_retries", 0),
+            retry_policy=None if retry_policy is None else check_retry_policy(retry_policy),
+        )
+        _check_timeout(sync_interval, "sync_interval")
         credentials = check_credentials(
             username, password, self._cluster.endpoints, allow_insecure_auth
         )
@@ -164,8 +197,55 @@ class EtcdClient:
         if credentials is not None:
             self._exchange.auth_header = credentials.header()
         self.auth = AuthAPI(self._cluster, self._exchange, self._run, self._timeout)
+        self._sync = MemberSync(
+            self._cluster,
+            self._exchange,
+            reactor,
+            sync_interval,
+            flag(prefer_leader) == "true",
+            self._timeout,
+        )
         self._pending: set[Deferred[Any]] = set()
         self._closed = False
+
+    @classmethod
+    def from_srv(
+        cls, domain: str, *, resolver: IResolver | None = None, reactor: Any = None, **options: Any
+    ) -> Deferred[EtcdClient]:
+        """
+        Build a client for the members published in DNS SRV records.
+
+        ``_etcd-client-ssl._tcp.<domain>`` gives ``https`` members and
+        ``_etcd-client._tcp.<domain>`` ``http`` ones.
+
+        :param domain: the DNS domain, like ``"example.com"``.
+        :param resolver: the resolver (default: one over the name servers of
+            ``/etc/resolv.conf``).
+        :param reactor: the reactor (default: the global one).
+        :param options: the other :class:`EtcdClient` options.
+        :returns: a Deferred firing with the client.
+        :raises EtcdConnectionError: (in the Deferred) when no SRV record was found.
+        """
+        if not isinstance(domain, str) or not domain.strip(". "):
+            raise ValueError(f"domain must be a DNS name like 'example.com', not {domain!r}")
+        if reactor is None:
+            reactor = default_reactor()
+        found = resolver if resolver is not None else default_resolver(reactor)
+
+        async def build() -> EtcdClient:
+            endpoints = await endpoints_from_srv(domain.strip("."), found)
+            return cls(endpoints, reactor=reactor, **options)
+
+        return Deferred.fromCoroutine(build())
+
+    def start(self) -> None:
+        """
+        Start the background work: the member-list sync, when
+        ``sync_interval`` or ``prefer_leader`` was given. :meth:`close` stops it.
+        """
+        if self._closed:
+            raise EtcdError("this EtcdClient is closed; create a new one")
+        self._sync.start()
 
     def __repr__(self) -> str:
         return f"<EtcdClient {','.join(self._cluster.endpoints)}>"
@@ -199,14 +279,18 @@ class EtcdClient:
         target: str,
         form: bytes | None,
         idempotent: bool,
+        timeout: float | None = None,
     ) -> RawResponse:
         exchange = self._exchange
+        seconds = self._timeout if timeout is None else timeout
 
         async def attempt(endpoint: str) -> RawResponse:
-            raw = await exchange.send(endpoint, method, target, form, self._timeout)
-            return await check_enabled(exchange, raw, target, self._timeout)
+            raw = await send_following(exchange, endpoint, method, target, form, seconds)
+            return await check_enabled(exchange, raw, target, seconds)
 
-        return await self._cluster.call(attempt, idempotent=idempotent, what=method, key=key)
+        return await self._cluster.call(
+            attempt, idempotent=idempotent, what=method, key=key, keyspace=True
+        )
 
     def _keys(
         self,
@@ -215,10 +299,12 @@ class EtcdClient:
         query: Query,
         form: bytes | None = None,
         idempotent: bool = True,
+        timeout: float | None = None,
     ) -> Deferred[EtcdResponse]:
         path = key_path(key)
         target = check_request_line(method, path, query)
-        return self._run(self._keys_call(method, key, path, target, form, idempotent))
+        _check_timeout(timeout)
+        return self._run(self._keys_call(method, key, path, target, form, idempotent, timeout))
 
     async def _keys_call(
         self,
@@ -228,14 +314,23 @@ class EtcdClient:
         target: str,
         form: bytes | None,
         idempotent: bool,
+        timeout: float | None = None,
     ) -> EtcdResponse:
-        raw = await self._request(method, normalize_key(key), path, target, form, idempotent)
+        raw = await self._request(
+            method, normalize_key(key), path, target, form, idempotent, timeout
+        )
         return decode(raw)
 
     # -- reading -------------------------------------------------------------
 
     def get(
-        self, key: str, *, recursive: bool = False, sorted: bool = False, quorum: bool = False
+        self,
+        key: str,
+        *,
+        recursive: bool = False,
+        sorted: bool = False,
+        quorum: bool = False,
+        timeout: float | None = None,
     ) -> Deferred[EtcdResponse]:
         """
         Read a key, or list a directory.
@@ -252,15 +347,19 @@ class EtcdClient:
         _add_flag(query, "recursive", recursive)
         _add_flag(query, "sorted", sorted)
         _add_flag(query, "quorum", quorum)
-        return self._keys("GET", key, query)
+        return self._keys("GET", key, query, timeout=timeout)
 
     @overload
-    def get_value(self, key: str) -> Deferred[str]: ...
+    def get_value(self, key: str, *, timeout: float | None = None) -> Deferred[str]: ...
 
     @overload
-    def get_value(self, key: str, default: _T) -> Deferred[str | _T]: ...
+    def get_value(
+        self, key: str, default: _T, *, timeout: float | None = None
+    ) -> Deferred[str | _T]: ...
 
-    def get_value(self, key: str, default: Any = _MISSING) -> Deferred[Any]:
+    def get_value(
+        self, key: str, default: Any = _MISSING, *, timeout: float | None = None
+    ) -> Deferred[Any]:
         """
         Read a key's value.
 
@@ -272,11 +371,14 @@ class EtcdClient:
         """
         path = key_path(key)
         target = check_request_line("GET", path, [])
-        return self._run(self._get_value(key, path, target, default))
+        _check_timeout(timeout)
+        return self._run(self._get_value(key, path, target, default, timeout))
 
-    async def _get_value(self, key: str, path: str, target: str, default: Any) -> Any:
+    async def _get_value(
+        self, key: str, path: str, target: str, default: Any, timeout: float | None = None
+    ) -> Any:
         try:
-            response = await self._keys_call("GET", key, path, target, None, True)
+            response = await self._keys_call("GET", key, path, target, None, True, timeout)
         except KeyNotFound:
             if default is _MISSING:
                 raise
@@ -296,6 +398,7 @@ class EtcdClient:
         prev_value: str | None = None,
         prev_index: int | None = None,
         prev_exist: bool | None = None,
+        timeout: float | None = None,
     ) -> Deferred[EtcdResponse]:
         """
         Set a key's value, creating or replacing it.
@@ -315,9 +418,13 @@ class EtcdClient:
         if prev_exist is not None:
             query.append(("prevExist", flag(prev_exist)))
         conditional = bool(query)
-        return self._keys("PUT", key, query, _form(value, ttl), idempotent=not conditional)
+        return self._keys(
+            "PUT", key, query, _form(value, ttl), idempotent=not conditional, timeout=timeout
+        )
 
-    def create(self, key: str, value: str, *, ttl: int | None = None) -> Deferred[EtcdResponse]:
+    def create(
+        self, key: str, value: str, *, ttl: int | None = None, timeout: float | None = None
+    ) -> Deferred[EtcdResponse]:
         """
         Create a key that must not exist yet.
 
@@ -327,9 +434,11 @@ class EtcdClient:
         :returns: a Deferred firing with the response.
         :raises NodeExist: (in the Deferred) if the key exists.
         """
-        return self._keys("PUT", key, [("prevExist", "false")], _form(value, ttl), False)
+        return self._keys("PUT", key, [("prevExist", "false")], _form(value, ttl), False, timeout)
 
-    def update(self, key: str, value: str, *, ttl: int | None = None) -> Deferred[EtcdResponse]:
+    def update(
+        self, key: str, value: str, *, ttl: int | None = None, timeout: float | None = None
+    ) -> Deferred[EtcdResponse]:
         """
         Change a key that must exist already.
 
@@ -341,9 +450,11 @@ class EtcdClient:
         :returns: a Deferred firing with the response.
         :raises KeyNotFound: (in the Deferred) if the key does not exist.
         """
-        return self._keys("PUT", key, [("prevExist", "true")], _form(value, ttl), False)
+        return self._keys("PUT", key, [("prevExist", "true")], _form(value, ttl), False, timeout)
 
-    def refresh(self, key: str, ttl: int) -> Deferred[EtcdResponse]:
+    def refresh(
+        self, key: str, ttl: int, *, timeout: float | None = None
+    ) -> Deferred[EtcdResponse]:
         """
         Reset a key's TTL without changing its value and without waking watchers.
 
@@ -352,10 +463,11 @@ class EtcdClient:
         :returns: a Deferred firing with the response.
         :raises KeyNotFound: (in the Deferred) if the key does not exist.
         """
-        return self._keys("PUT", key, [("prevExist", "true")], _form(ttl=ttl, refresh=True), False)
+        form = _form(ttl=ttl, refresh=True)
+        return self._keys("PUT", key, [("prevExist", "true")], form, False, timeout)
 
     def append(
-        self, dir_key: str, value: str, *, ttl: int | None = None
+        self, dir_key: str, value: str, *, ttl: int | None = None, timeout: float | None = None
     ) -> Deferred[EtcdResponse]:
         """
         Create an in-order key in a directory (named by its index).
@@ -365,7 +477,7 @@ class EtcdClient:
         :param ttl: seconds until the key expires.
         :returns: a Deferred firing with the response; ``node.key`` is the new key.
         """
-        return self._keys("POST", dir_key, [], _form(value, ttl), False)
+        return self._keys("POST", dir_key, [], _form(value, ttl), False, timeout)
 
     def delete(
         self,
@@ -376,6 +488,7 @@ class EtcdClient:
         prev_value: str | None = None,
         prev_index: int | None = None,
         missing_ok: bool = False,
+        timeout: float | None = None,
     ) -> Deferred[EtcdResponse | None]:
         """
         Delete a key or directory.
@@ -394,7 +507,7 @@ class EtcdClient:
         _add_flag(query, "dir", dir)
         _add_compare(query, prev_value, prev_index)
         flag(missing_ok)
-        d: Deferred[Any] = self._keys("DELETE", key, query, None, False)
+        d: Deferred[Any] = self._keys("DELETE", key, query, None, False, timeout)
         if missing_ok:
             d.addErrback(lambda f: f.trap(KeyNotFound) and None)
         return d
@@ -407,6 +520,7 @@ class EtcdClient:
         prev_value: str | None = None,
         prev_index: int | None = None,
         ttl: int | None = None,
+        timeout: float | None = None,
     ) -> Deferred[EtcdResponse]:
         """
         Set a key only if it still has the given value and/or index.
@@ -424,10 +538,15 @@ class EtcdClient:
             raise ValueError("compare_and_swap needs prev_value, prev_index or both")
         query: Query = []
         _add_compare(query, prev_value, prev_index)
-        return self._keys("PUT", key, query, _form(value, ttl), False)
+        return self._keys("PUT", key, query, _form(value, ttl), False, timeout)
 
     def compare_and_delete(
-        self, key: str, *, prev_value: str | None = None, prev_index: int | None = None
+        self,
+        key: str,
+        *,
+        prev_value: str | None = None,
+        prev_index: int | None = None,
+        timeout: float | None = None,
     ) -> Deferred[EtcdResponse]:
         """
         Delete a key only if it still has the given value and/or index.
@@ -443,9 +562,11 @@ class EtcdClient:
             raise ValueError("compare_and_delete needs prev_value, prev_index or both")
         query: Query = []
         _add_compare(query, prev_value, prev_index)
-        return self._keys("DELETE", key, query, None, False)
+        return self._keys("DELETE", key, query, None, False, timeout)
 
-    def mkdir(self, key: str, *, ttl: int | None = None) -> Deferred[EtcdResponse]:
+    def mkdir(
+        self, key: str, *, ttl: int | None = None, timeout: float | None = None
+    ) -> Deferred[EtcdResponse]:
         """
         Create a directory that must not exist yet.
 
@@ -455,9 +576,11 @@ class EtcdClient:
         :raises NodeExist: (in the Deferred) if the key exists.
         """
         query: Query = [("dir", "true"), ("prevExist", "false")]
-        return self._keys("PUT", key, query, _form(ttl=ttl), False)
+        return self._keys("PUT", key, query, _form(ttl=ttl), False, timeout)
 
-    def rmdir(self, key: str, *, recursive: bool = False) -> Deferred[EtcdResponse]:
+    def rmdir(
+        self, key: str, *, recursive: bool = False, timeout: float | None = None
+    ) -> Deferred[EtcdResponse]:
         """
         Remove a directory.
 
@@ -469,12 +592,17 @@ class EtcdClient:
         """
         query: Query = [("dir", "true")]
         _add_flag(query, "recursive", recursive)
-        return self._keys("DELETE", key, query, None, False)
+        return self._keys("DELETE", key, query, None, False, timeout)
 
     # -- watching ------------------------------------------------------------
 
     def watch(
-        self, key: str, *, index: int | None = None, recursive: bool = False
+        self,
+        key: str,
+        *,
+        index: int | None = None,
+        recursive: bool = False,
+        timeout: float | None = None,
     ) -> Deferred[EtcdResponse]:
         """
         Wait for the next change of a key (one long-poll).
@@ -497,20 +625,29 @@ class EtcdClient:
         query: Query = [("wait", "true")]
         _add_flag(query, "recursive", recursive)
         check_request_line("GET", path, [*query, ("waitIndex", str(2**63))])
-        return self._run(self._watch(normalize_key(key), path, query, index))
+        _check_timeout(timeout)
+        return self._run(self._watch(normalize_key(key), path, query, index, timeout))
 
-    async def _watch(self, key: str, path: str, query: Query, index: int | None) -> EtcdResponse:
+    async def _watch(
+        self, key: str, path: str, query: Query, index: int | None, timeout: float | None = None
+    ) -> EtcdResponse:
         exchange = self._exchange
+        seconds = self._timeout if timeout is None else timeout
         while True:
             target = check_request_line(
                 "GET", path, [*query, ("waitIndex", str(index))] if index else query
             )
 
             def attempt(endpoint: str, target: str = target) -> Any:
-                return exchange.poll(endpoint, target, self._timeout, self._watch_timeout)
+                return exchange.poll(endpoint, target, seconds, self._watch_timeout)
 
             raw, complete = await self._cluster.call(
-                attempt, idempotent=True, what="watch", key=key
+                attempt,
+                idempotent=True,
+                what="watch",
+                key=key,
+                answer=lambda found: found[0],
+                keyspace=True,
             )
             if raw.status != 200:
                 await check_enabled(exchange, raw, target, self._timeout)
@@ -698,6 +835,7 @@ class EtcdClient:
         :returns: a Deferred firing once the connections are closed.
         """
         self._closed = True
+        self._sync.stop()
         for d in list(self._pending):
             d.cancel()
         if self._pool is None:

@@ -411,6 +411,55 @@ class EtcdOutcomeUnknown(EtcdError):
         )
 
 
+@attrs.frozen(auto_exc=True, eq=False)
+class EtcdStaleAnswer(EtcdError):
+    """
+    A member answered a read with data older than the client already saw.
+
+    :ivar endpoint: the member's URL.
+    :ivar index: the member's ``X-Etcd-Index`` (0 when absent).
+    :ivar term: the member's ``X-Raft-Term`` (0 when absent).
+    :ivar seen_index: the highest ``X-Etcd-Index`` the client saw before.
+    :ivar seen_term: the highest ``X-Raft-Term`` the client saw before.
+    """
+
+    endpoint: str
+    index: int
+    term: int
+    seen_index: int
+    seen_term: int
+
+    def __str__(self) -> str:
+        return (
+            f"etcd at {self.endpoint} answered with stale data (index {self.index}, "
+            f"term {self.term}; already seen index {self.seen_index}, term "
+            f"{self.seen_term}). The member is behind or cut off from its cluster; "
+            "use quorum=True reads or check the member"
+        )
+
+
+@attrs.frozen(auto_exc=True, eq=False)
+class EtcdClusterMismatch(EtcdError):
+    """
+    A member belongs to another cluster than the one the client is talking to.
+
+    :ivar endpoint: the member's URL.
+    :ivar cluster_id: the cluster ID it answered with.
+    :ivar expected: the cluster ID the client pinned first.
+    """
+
+    endpoint: str
+    cluster_id: str
+    expected: str
+
+    def __str__(self) -> str:
+        return (
+            f"etcd at {self.endpoint} belongs to cluster {self.cluster_id}, not "
+            f"{self.expected}; it is no longer used by this client. Fix the endpoint "
+            "list, or create a new client if the cluster was rebuilt"
+        )
+
+
 def describe_errors(errors: Sequence[tuple[str, Exception]]) -> str:
     """
     Format a list of per-endpoint errors for a message.

@@ -208,6 +208,9 @@ class FakeRequest:
             code, Headers({k: [v] for k, v in all_headers.items()}), self.clock
         )
         self.response = response
+        if self.cancelled:
+            # The client gave up on it: like a real agent, drop the late answer.
+            return response
         self.deferred.callback(response)
         if body is not None:
             response.write(json.dumps(body).encode() if isinstance(body, dict) else body)
@@ -219,6 +222,8 @@ class FakeRequest:
         """
         Fail the request as if the member refused the connection.
         """
+        if self.cancelled:
+            return
         self.deferred.errback(ConnectionRefusedError("connection refused"))
 
     def fail(self, error: Exception) -> None:
@@ -227,6 +232,8 @@ class FakeRequest:
 
         :param error: the error.
         """
+        if self.cancelled:
+            return
         self.deferred.errback(error)
 
 

@@ -257,7 +257,9 @@ def tls_error_for(endpoint: str, error: BaseException) -> EtcdTLSError | None:
 
     :param endpoint: the member's URL.
     :param error: the HTTP layer's exception.
-    :returns: the typed error, or ``None`` when this is not a TLS failure.
+    :returns: the typed error, or ``None`` when this is not a TLS failure
+        known to come from the configuration (those are retried elsewhere
+        like any connection failure).
     """
     for reason in _reasons(error):
         if isinstance(reason, VerificationError):
@@ -297,11 +299,8 @@ def tls_error_for(endpoint: str, error: BaseException) -> EtcdTLSError | None:
                     f"the server does not speak TLS ({text})",
                     check="use http:// for this endpoint, or enable TLS on etcd",
                 )
-            return EtcdTLSError(
-                endpoint,
-                f"the TLS handshake failed ({text})",
-                check="check ca=, cert= and key= against etcd's TLS flags",
-            )
+            # Not recognized as a configuration error: left to the cluster's
+            # failover (a handshake that failed never sent the request).
     return None
 
 

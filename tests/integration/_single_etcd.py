@@ -4,6 +4,7 @@ A single real etcd for the TLS and auth tests (until the shared harness lands).
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -47,6 +48,7 @@ class SingleEtcd:
         self.port = client
         peer_url = f"http://127.0.0.1:{peer}"
         self._log_path = directory / "etcd.log"
+        self._directory = directory
         self._log = open(self._log_path, "wb")  # noqa: SIM115
         self._process = subprocess.Popen(
             [
@@ -101,6 +103,20 @@ class SingleEtcd:
                 self._process.kill()
                 self._process.wait()
         self._log.close()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+
+def temp_dir(case: TestCase, prefix: str) -> Path:
+    """
+    A temporary directory removed at the test's cleanup.
+
+    :param case: the test.
+    :param prefix: the directory name's prefix.
+    :returns: its path.
+    """
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    case.addCleanup(shutil.rmtree, directory, True)
+    return directory
 
 
 def start_etcd(case: TestCase, scheme: str, extra_args: Sequence[str] = ()) -> SingleEtcd:

@@ -4,14 +4,12 @@ Basic auth and the v2 auth API against a real etcd (over TLS, as auth should be)
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any, cast
 
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from tests.integration._single_etcd import reactor, start_etcd
+from tests.integration._single_etcd import reactor, start_etcd, temp_dir
 from txetcd2 import EtcdClient, Unauthorized
 from txetcd2._harness_tls import write_tls_files
 from txetcd2.auth import (
@@ -34,7 +32,7 @@ class AuthTests(TestCase):
     timeout = 300
 
     def setUp(self) -> None:
-        directory = Path(tempfile.mkdtemp(prefix="txetcd2-auth-"))
+        directory = temp_dir(self, "txetcd2-auth-")
         self.files = write_tls_files(directory)
         # No --client-cert-auth: the certificate's CommonName would act as the user.
         self.etcd = start_etcd(self, "https", self.files.etcd_args(client_cert_auth=False))
@@ -91,7 +89,7 @@ class AuthTests(TestCase):
         self.assertIn("alice", [u.name for u in await root.auth.users()])
         self.assertIn("app", [r.name for r in await root.auth.roles()])
 
-        await user.set("/app/a", "x")
+        written = await user.set("/app/a", "x")
         self.assertEqual(await user.get_value("/app/a"), "x")
         with self.assertRaises(Unauthorized):
             await user.set("/other", "x")
@@ -101,7 +99,7 @@ class AuthTests(TestCase):
             await wrong.get_value("/app/a")
         errors: list[Any] = [caught.exception]
 
-        watching = user.watch("/app/a")
+        watching = user.watch("/app/a", index=written.node.modified_index + 1)
         await root.set("/app/a", "y")
         event = await watching
         self.assertEqual(event.node.value, "y")

@@ -4,12 +4,9 @@ TLS with client certificates against a real etcd.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from twisted.trial.unittest import TestCase
 
-from tests.integration._single_etcd import reactor, start_etcd
+from tests.integration._single_etcd import reactor, start_etcd, temp_dir
 from txetcd2 import EtcdClient, EtcdTLSError
 from txetcd2._harness_tls import CertificateAuthority, TLSFiles, write_tls_files
 
@@ -22,7 +19,7 @@ class TLSTests(TestCase):
     timeout = 300
 
     def setUp(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="txetcd2-certs-"))
+        self.dir = temp_dir(self, "txetcd2-certs-")
         self.ca = CertificateAuthority()
         self.files: TLSFiles = write_tls_files(self.dir, self.ca)
         self.etcd = start_etcd(self, "https", self.files.etcd_args())
@@ -114,7 +111,7 @@ class HostnameMismatchTests(TestCase):
 
     async def test_hostname_mismatch(self) -> None:
         """A certificate for another name fails with EtcdTLSError naming the host problem."""
-        directory = Path(tempfile.mkdtemp(prefix="txetcd2-certs-"))
+        directory = temp_dir(self, "txetcd2-certs-")
         files = write_tls_files(directory, server_dns=["etcd.example"], server_ips=[])
         etcd = start_etcd(self, "https", files.etcd_args())
         options = {"ca": files.ca, "cert": files.client_cert, "key": files.client_key}

@@ -1,0 +1,97 @@
+# txetcd2 developer commands. `make test` and `make demo` do all set-up on a fresh Debian/Ubuntu
+# machine: a virtualenv in .venv, the package with its test extras, and etcd-server from apt
+# when no etcd binary is found (TXETCD2_ETCD, PATH or /usr/bin/etcd).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Extra arguments for trial, e.g. `make test TRIAL_ARGS=-j2` or `TRIAL_ARGS=tests.integration`.
+TRIAL_ARGS ?=
+TESTS ?= tests
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export DEBIAN_FRONTEND := noninteractive
+
+# apt needs root: use sudo when we are not root and sudo exists.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
+
+.PHONY: test demo setup venv etcd lint typecheck trial clean
+
+test: setup lint typecheck trial
+
+demo: setup
+	$(BIN)/python examples/demo.py
+
+setup: venv etcd
+
+venv: $(VENV)/.installed
+
+$(BIN)/python:
+	@if ! command -v $(PYTHON) >/dev/null 2>&1; then \
+		echo "$(PYTHON) not found: installing python3 and python3-venv with apt"; \
+		$(SUDO) apt-get update; \
+		$(SUDO) apt-get install -y python3 python3-venv; \
+	fi
+	@if ! $(PYTHON) -m venv $(VENV); then \
+		echo "python3 -m venv failed: installing python3-venv with apt"; \
+		rm -rf $(VENV); \
+		$(SUDO) apt-get update; \
+		$(SUDO) apt-get install -y python3-venv; \
+		$(PYTHON) -m venv $(VENV); \
+	fi
+	$(BIN)/python -m pip install --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+etcd:
+	@if [ -n "$${TXETCD2_ETCD:-}" ]; then \
+		echo "etcd: using TXETCD2_ETCD=$$TXETCD2_ETCD"; \
+	elif command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ]; then \
+		echo "etcd: found $$(command -v etcd || echo /usr/bin/etcd)"; \
+	else \
+		echo "etcd: not found, installing etcd-server with apt"; \
+		$(SUDO) apt-get update; \
+		$(SUDO) apt-get install -y etcd-server; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+trial: venv etcd
+	$(BIN)/python -m twisted.trial $(TRIAL_ARGS) $(TESTS)
+
+clean:
+	rm -rf $(VENV) _trial_temp* build dist *.egg-info .mypy_cache .ruff_cache
+
+# The benchmark (bench/README.rst): `make bench` (full run, ~3-5 minutes) or `make bench-quick`
+# (seconds). Its own virtualenv, .venv-bench, holds the peers from PyPI; wrk comes from apt.
+BENCH_VENV := .venv-bench
+BENCH_ARGS ?=
+
+.PHONY: bench bench-quick bench-deps
+
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q python-etcd aio_etcd aiohttp
+	$(BENCH_VENV)/bin/pip install -q .
+	touch $@
+
+bench-deps: $(BENCH_VENV)/.installed etcd
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update; $(SUDO) apt-get install -y wrk; }
+
+bench: bench-deps
+	PYTHONPATH=. $(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: bench-deps
+	PYTHONPATH=. $(BENCH_VENV)/bin/python -m bench.run --quick $(BENCH_ARGS)

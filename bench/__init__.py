@@ -1,0 +1,3 @@
+"""
+The side-by-side benchmark: ``python -m bench.run`` (see bench/README.rst).
+"""
