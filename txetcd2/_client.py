@@ -8,15 +8,15 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
 
-from treq.client import HTTPClient
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IResolver
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
 from txetcd2 import _admin
 from txetcd2._admin_models import Member, RawAnswer
+from txetcd2._agent import caching_agent, etcd_http_client
 from txetcd2._auth import AuthAPI
 from txetcd2._cluster import Cluster, parse_endpoints
 from txetcd2._credentials import check_credentials
@@ -190,10 +190,8 @@ class EtcdClient:
             self._pool = HTTPConnectionPool(reactor, persistent=True)
             self._pool.maxPersistentPerHost = check_int(pool_size, "pool_size", 1)
             self._pool.retryAutomatically = False
-            agent = Agent(
-                reactor, contextFactory=tls, pool=self._pool, connectTimeout=self._timeout
-            )
-        self._exchange = Exchange(HTTPClient(agent), reactor)
+            agent = caching_agent(reactor, self._pool, tls, self._timeout)
+        self._exchange = Exchange(etcd_http_client(agent), reactor)
         if credentials is not None:
             self._exchange.auth_header = credentials.header()
         self.auth = AuthAPI(self._cluster, self._exchange, self._run, self._timeout)

@@ -26,6 +26,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
+from txetcd2._agent import NO_COOKIES
 from txetcd2._errors import (
     EtcdConnectionError,
     EtcdError,
@@ -297,6 +298,7 @@ class Exchange:
             request_url(endpoint, target),
             headers=all_headers,
             data=producer,
+            cookies=NO_COOKIES,
             allow_redirects=False,
             unbuffered=True,
             reactor=cast(Any, self._clock),
