@@ -26,6 +26,7 @@ from txetcd2._errors import EtcdError, EtcdProtocolError, KeyNotFound, NotFile
 from txetcd2._http import Exchange, RawResponse, error_for
 from txetcd2._keys import (
     Query,
+    canonical_path,
     check_index,
     check_int,
     check_prev_value,
@@ -273,7 +274,6 @@ class EtcdClient:
         self,
         method: str,
         key: str,
-        path: str,
         target: str,
         form: bytes | None,
         idempotent: bool,
@@ -299,24 +299,22 @@ class EtcdClient:
         idempotent: bool = True,
         timeout: float | None = None,
     ) -> Deferred[EtcdResponse]:
-        path = key_path(key)
-        target = check_request_line(method, path, query)
+        canonical = normalize_key(key)
+        target = check_request_line(method, canonical_path(canonical), query)
         _check_timeout(timeout)
-        return self._run(self._keys_call(method, key, path, target, form, idempotent, timeout))
+        return self._run(self._keys_call(method, canonical, target, form, idempotent, timeout))
 
     async def _keys_call(
         self,
         method: str,
         key: str,
-        path: str,
         target: str,
         form: bytes | None,
         idempotent: bool,
         timeout: float | None = None,
     ) -> EtcdResponse:
-        raw = await self._request(
-            method, normalize_key(key), path, target, form, idempotent, timeout
-        )
+        # ``key`` is normalized already.
+        raw = await self._request(method, key, target, form, idempotent, timeout)
         return decode(raw)
 
     # -- reading -------------------------------------------------------------
@@ -367,16 +365,16 @@ class EtcdClient:
         :returns: a Deferred firing with the value.
         :raises NotFile: (in the Deferred) if the key is a directory.
         """
-        path = key_path(key)
-        target = check_request_line("GET", path, [])
+        canonical = normalize_key(key)
+        target = check_request_line("GET", canonical_path(canonical), [])
         _check_timeout(timeout)
-        return self._run(self._get_value(key, path, target, default, timeout))
+        return self._run(self._get_value(canonical, target, default, timeout))
 
     async def _get_value(
-        self, key: str, path: str, target: str, default: Any, timeout: float | None = None
+        self, key: str, target: str, default: Any, timeout: float | None = None
     ) -> Any:
         try:
-            response = await self._keys_call("GET", key, path, target, None, True, timeout)
+            response = await self._keys_call("GET", key, target, None, True, timeout)
         except KeyNotFound:
             if default is _MISSING:
                 raise

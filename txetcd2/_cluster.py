@@ -138,6 +138,8 @@ class Cluster:
         return self.max_retries if self._clock is not None else 0
 
     def _order(self) -> list[str]:
+        if not self.foreign and self._pinned == self.endpoints[0]:
+            return list(self.endpoints)  # the usual case
         live = [e for e in self.endpoints if e not in self.foreign]
         if self._pinned not in live:
             return live

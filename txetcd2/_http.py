@@ -155,20 +155,26 @@ class RawResponse:
             ) from None
 
 
+#: etcd's headers by their lower-case bytes name.
+_WANTED = {name.encode("ascii"): name for name in ETCD_HEADERS}
+
+
 def etcd_headers(headers: Headers) -> dict[str, str]:
     """
     Pick etcd's headers out of an answer.
 
+    One pass over the answer's headers: cheaper than a lookup per name,
+    which canonicalizes every name again.
+
     :param headers: the answer's headers.
-    :returns: the values, by lower-case name.
+    :returns: the values (the last one when repeated), by lower-case name.
     """
     found: dict[str, str] = {}
-    for name in ETCD_HEADERS:
-        values = headers.getRawHeaders(name)
-        if values:
-            found[name] = (
-                values[-1].decode("latin-1") if isinstance(values[-1], bytes) else values[-1]
-            )
+    for raw_name, values in headers.getAllRawHeaders():
+        name = _WANTED.get(raw_name.lower())
+        if name is not None and values:
+            value = values[-1]
+            found[name] = value.decode("latin-1") if isinstance(value, bytes) else value
     return found
 
 

@@ -8,6 +8,7 @@ bytes become U+FFFD), so everything is checked and percent-encoded here.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, urlencode
 
 #: etcd resets the connection when a request line reaches this many bytes.
@@ -65,9 +66,25 @@ def key_path(key: str, prefix: str = "/v2/keys") -> str:
     :param prefix: the API path the key lives under.
     :returns: the path, e.g. ``/v2/keys/a%20b/c``.
     """
-    canonical = normalize_key(key)
+    return canonical_path(normalize_key(key), prefix)
+
+
+#: A canonical key that percent-encoding leaves as it is.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~/-]+")
+
+
+def canonical_path(canonical: str, prefix: str = "/v2/keys") -> str:
+    """
+    Build the percent-encoded request path of a key already normalized.
+
+    :param canonical: the key, as :func:`normalize_key` returns it.
+    :param prefix: the API path the key lives under.
+    :returns: the path, e.g. ``/v2/keys/a%20b/c``.
+    """
     if canonical == "/":
         return prefix + "/"
+    if _UNRESERVED.fullmatch(canonical):  # the usual case: nothing to encode
+        return prefix + canonical
     return prefix + "".join("/" + quote(seg, safe="") for seg in canonical[1:].split("/"))
 
 

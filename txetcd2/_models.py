@@ -117,32 +117,36 @@ def decode_node(doc: Any) -> EtcdNode:
     """
     if not isinstance(doc, dict):
         raise DecodeError(f"a node should be an object, not {doc!r:.80}")
-    value = doc.get("value")
+    get = doc.get
+    value = get("value")
     if value is not None and not isinstance(value, str):
         raise DecodeError(f"value should be a string, not {value!r:.80}")
-    expiration = doc.get("expiration")
-    ttl = doc.get("ttl")
-    try:
-        expires = datetime.fromisoformat(expiration) if expiration is not None else None
-    except (TypeError, ValueError) as e:
-        raise DecodeError(f"bad expiration {expiration!r}") from e
+    expiration = get("expiration")
+    expires = None
+    if expiration is not None:
+        try:
+            expires = datetime.fromisoformat(expiration)
+        except (TypeError, ValueError) as e:
+            raise DecodeError(f"bad expiration {expiration!r}") from e
+    ttl = get("ttl")
     if ttl is not None and type(ttl) is not int:
         raise DecodeError(f"ttl should be an integer, not {ttl!r}")
-    children = doc.get("nodes", ())
-    if not isinstance(children, list | tuple):
+    children = get("nodes", ())
+    if not isinstance(children, (list, tuple)):
         raise DecodeError("nodes should be a list")
-    key = doc.get("key", "/")
+    nodes = tuple([decode_node(child) for child in children]) if children else ()
+    key = get("key", "/")
     if not isinstance(key, str):
         raise DecodeError(f"key should be a string, not {key!r:.80}")
     return EtcdNode(
         key=key,
         value=value,
-        dir=doc.get("dir") is True,
+        dir=get("dir") is True,
         ttl=ttl,
         expiration=expires,
         created_index=_int(doc, "createdIndex"),
         modified_index=_int(doc, "modifiedIndex"),
-        nodes=tuple(decode_node(child) for child in children),
+        nodes=nodes,
     )
 
 
