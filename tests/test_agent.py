@@ -1,0 +1,246 @@
+"""
+Unit tests for the client's own agent: one endpoint per member, and no cookies.
+"""
+
+from __future__ import annotations
+
+from http.cookiejar import Cookie, CookieJar
+from typing import Any
+from urllib.request import Request
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import URI, Agent, HTTPConnectionPool
+from twisted.web.error import SchemeNotSupported
+from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from txetcd2 import EtcdClient, EtcdConnectionError
+from txetcd2._agent import (
+    MAX_ENDPOINTS,
+    NO_COOKIES,
+    EndpointCache,
+    NoCookies,
+    caching_agent,
+    etcd_http_client,
+)
+from txetcd2._fakes import RecordingAgent
+from txetcd2._tls import ClientTLSPolicy
+
+
+def _uri(text: str) -> URI:
+    uri: URI = URI.fromBytes(text.encode("ascii"))
+    return uri
+
+
+@implementer(IPolicyForHTTPS)
+class RecordingPolicy:
+    """
+    A TLS policy (no verification) that records the netlocs it was asked for.
+    """
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[bytes, int]] = []
+        self._policy = ClientTLSPolicy(verify=False)
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
+        self.asked.append((hostname, port))
+        return self._policy.creatorForNetloc(hostname, port)
+
+
+def _connect(reactor: MemoryReactorClock, cache: EndpointCache, url: str) -> StringTransport:
+    """
+    Connect to ``url``'s endpoint in memory and return what the client wrote.
+    """
+    cache.endpointForURI(_uri(url)).connect(Factory.forProtocol(Protocol))
+    host, port, factory, _, _ = reactor.tcpClients[-1]
+    transport = StringTransport()
+    protocol = factory.buildProtocol(IPv4Address("TCP", host, port))
+    assert protocol is not None
+    protocol.makeConnection(transport)
+    return transport
+
+
+class EndpointCacheTests(SynchronousTestCase):
+    """
+    One endpoint per (scheme, host, port), built on first use.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+
+    def test_interface(self) -> None:
+        """The cache is an agent endpoint factory."""
+        self.assertTrue(verifyObject(IAgentEndpointFactory, EndpointCache(self.reactor)))
+
+    def test_reused_per_member(self) -> None:
+        """Requests to the same member, whatever their path, share one endpoint."""
+        cache = EndpointCache(self.reactor)
+        first = cache.endpointForURI(_uri("http://127.0.0.1:2379/v2/keys/a"))
+        second = cache.endpointForURI(_uri("http://127.0.0.1:2379/v2/keys/b?recursive=true"))
+        self.assertIs(first, second)
+
+    def test_separate_per_host_port_and_scheme(self) -> None:
+        """Another host, port or scheme gets an endpoint of its own."""
+        cache = EndpointCache(self.reactor, RecordingPolicy())
+        urls = [
+            "http://127.0.0.1:2379/v2/keys/a",
+            "http://127.0.0.2:2379/v2/keys/a",
+            "http://127.0.0.1:22379/v2/keys/a",
+            "https://127.0.0.1:2379/v2/keys/a",
+        ]
+        endpoints = [cache.endpointForURI(_uri(url)) for url in urls]
+        self.assertEqual(len({id(e) for e in endpoints}), 4)
+        again = [cache.endpointForURI(_uri(url)) for url in urls]
+        self.assertEqual([id(e) for e in again], [id(e) for e in endpoints])
+
+    def test_connects_to_the_member_with_the_timeout(self) -> None:
+        """The endpoint connects to the URI's host and port within the connect timeout."""
+        cache = EndpointCache(self.reactor, connect_timeout=3.5)
+        transport = _connect(self.reactor, cache, "http://127.0.0.1:2379/v2/keys/a")
+        host, port, _, timeout, _ = self.reactor.tcpClients[0]
+        self.assertEqual((host, port, timeout), ("127.0.0.1", 2379, 3.5))
+        self.assertEqual(transport.value(), b"")  # plain TCP: nothing sent before a request
+        self.reactor.advance(10)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_https_wraps_tls_with_the_policy(self) -> None:
+        """An https endpoint asks the policy once per member and starts a TLS handshake."""
+        policy = RecordingPolicy()
+        cache = EndpointCache(self.reactor, policy)
+        for path in ("/v2/keys/a", "/v2/keys/b"):
+            cache.endpointForURI(_uri("https://127.0.0.1:2379" + path))
+        self.assertEqual(policy.asked, [(b"127.0.0.1", 2379)])
+        transport = _connect(self.reactor, cache, "https://127.0.0.1:2379/v2/keys/a")
+        # A TLS handshake record (0x16) carrying a ClientHello (0x01).
+        hello = transport.value()
+        self.assertEqual((hello[0], hello[5]), (0x16, 0x01))
+        self.reactor.advance(60)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_unsupported_scheme(self) -> None:
+        """A scheme other than http and https is refused as Agent refuses it."""
+        with self.assertRaises(SchemeNotSupported):
+            EndpointCache(self.reactor).endpointForURI(_uri("ftp://127.0.0.1:21/a"))
+
+    def test_non_ascii_host(self) -> None:
+        """A host that is not ASCII is a ValueError that says what to give instead."""
+        uri = _uri("http://127.0.0.1:2379/a")
+        uri.host = "bücher.example".encode()
+        with self.assertRaises(ValueError) as caught:
+            EndpointCache(self.reactor).endpointForURI(uri)
+        self.assertIn("IDNA", str(caught.exception))
+
+    def test_bounded(self) -> None:
+        """The cache never holds more than MAX_ENDPOINTS endpoints."""
+        cache = EndpointCache(self.reactor)
+        for port in range(1, MAX_ENDPOINTS + 10):
+            cache.endpointForURI(_uri(f"http://127.0.0.1:{port}/a"))
+        self.assertLessEqual(len(cache._endpoints), MAX_ENDPOINTS)
+
+    def test_caching_agent(self) -> None:
+        """caching_agent builds an Agent over the given pool."""
+        pool = HTTPConnectionPool(self.reactor, persistent=True)
+        agent = caching_agent(self.reactor, pool, None, 2.0)
+        self.assertIsInstance(agent, Agent)
+        self.assertIs(agent._pool, pool)
+
+
+class _Headers:
+    def __init__(self, values: dict[str, list[str]]) -> None:
+        self._values = values
+
+    def get_all(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name.lower(), default)
+
+
+class _StdlibResponse:
+    def __init__(self, values: dict[str, list[str]]) -> None:
+        self._headers = _Headers(values)
+
+    def info(self) -> _Headers:
+        return self._headers
+
+
+def _cookie(name: str) -> Cookie:
+    return Cookie(
+        0, name, "v", None, False, "127.0.0.1", True, False, "/", True, False, None, False,
+        None, None, {},
+    )  # fmt: skip
+
+
+class NoCookiesTests(SynchronousTestCase):
+    """
+    The jar that keeps nothing.
+    """
+
+    def test_keeps_no_cookies(self) -> None:
+        """Cookies set directly or by an answer's Set-Cookie are dropped."""
+        jar = NoCookies()
+        request = Request("http://127.0.0.1:2379/v2/keys/a")
+        jar.set_cookie(_cookie("a"))
+        jar.set_cookie_if_ok(_cookie("b"), request)
+        answer: Any = _StdlibResponse({"set-cookie": ["c=1; Path=/"]})
+        jar.extract_cookies(answer, request)
+        self.assertEqual(list(jar), [])
+        self.assertEqual(len(jar), 0)
+        ordinary = CookieJar()  # the same answer fills an ordinary jar
+        ordinary.extract_cookies(answer, request)
+        self.assertEqual([c.name for c in ordinary], ["c"])
+        self.assertEqual(len(jar), 0)
+
+    def test_adds_no_header(self) -> None:
+        """No Cookie header is added to a request."""
+        request = Request("http://127.0.0.1:2379/v2/keys/a")
+        NO_COOKIES.add_cookie_header(request)
+        self.assertFalse(request.has_header("Cookie"))
+        self.assertEqual(list(NO_COOKIES), [])
+
+    def test_http_client_jar(self) -> None:
+        """etcd_http_client gives treq a jar that keeps no cookies."""
+        http = etcd_http_client(RecordingAgent())
+        self.assertIsInstance(http._cookiejar, NoCookies)
+
+
+class ClientAgentTests(SynchronousTestCase):
+    """
+    The agent EtcdClient builds for itself.
+    """
+
+    def test_pool_sized_and_endpoints_cached(self) -> None:
+        """The client's own agent uses a pool of pool_size idle connections per member
+        and one endpoint per member."""
+        reactor = MemoryReactorClock()
+        client = EtcdClient("http://127.0.0.1:2379", reactor=reactor, pool_size=17, max_retries=0)
+        pool = client._pool
+        assert pool is not None
+        self.assertEqual(pool.maxPersistentPerHost, 17)
+        self.assertFalse(pool.retryAutomatically)
+        agent: Any = client._exchange._http._agent
+        self.assertIs(agent._pool, pool)
+        self.assertIsInstance(agent._endpointFactory, EndpointCache)
+        requests = [client.get("a"), client.get("b")]
+        self.assertEqual(len(reactor.tcpClients), 2)  # two requests in flight: two connections
+        for host, port, factory, timeout, _ in reactor.tcpClients:
+            self.assertEqual((host, port, timeout), ("127.0.0.1", 2379, 5.0))
+            refused = Failure(ConnectionRefusedError())
+            factory.clientConnectionFailed(None, refused)  # type: ignore[arg-type]
+        self.assertEqual(len(agent._endpointFactory._endpoints), 1)
+        reactor.advance(1)  # HostnameEndpoint gives up once no address is left to try
+        for request in requests:
+            self.failureResultOf(request, EtcdConnectionError)
+        self.successResultOf(client.close())
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_default_pool_size(self) -> None:
+        """By default the pool keeps 64 idle connections per member, enough for
+        64 requests in flight."""
+        client = EtcdClient("http://127.0.0.1:2379", reactor=MemoryReactorClock())
+        assert client._pool is not None
+        self.assertEqual(client._pool.maxPersistentPerHost, 64)
