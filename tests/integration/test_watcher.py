@@ -13,7 +13,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from txetcd2 import EtcdClient, EtcdResponse, Watcher
-from txetcd2.testing import EtcdCluster, start_etcd
+from txetcd2.testing import EtcdCluster, EtcdMember, start_etcd
 
 #: Generous: the machine is small and shared.
 DEADLINE = 120.0
@@ -218,3 +218,79 @@ class ClusterWatcherTests(TestCase):
         self.assertNotEqual(w.endpoint, victim.client_url)
         self.assertEqual(seen.resyncs, [])
         await w.stop()
+
+    async def test_pause_serving_member(self) -> None:
+        """SIGSTOP of the member serving the stream: the idle timer moves on, nothing lost."""
+        cluster = await start_etcd(self, 3, reactor=reactor)
+        leader = await cluster.wait_for_leader()
+        victim = next(m for m in cluster.members if m is not leader)
+        # Cleanups run last-in first-out: this one before the harness stops the cluster.
+        self.addCleanup(_resume, victim)
+        others = [m.client_url for m in cluster.members if m is not victim]
+        watch_client = EtcdClient([victim.client_url, *others], reactor=reactor, timeout=15.0)
+        self.addCleanup(watch_client.close)
+        write_client = EtcdClient(others, reactor=reactor, timeout=15.0)
+        self.addCleanup(write_client.close)
+        first = await write_client.set("/pause/k", "start")
+        w = watch_client.watcher("/pause/k", index=first.index + 1, idle_timeout=3.0)
+        seen = Recorder(w)
+        self.addCleanup(w.stop)
+        w.start()
+        written: list[int] = []
+        for i in range(500):
+            written.append((await write_client.set("/pause/k", str(i))).index)
+            if i == 150:
+                await until(lambda: len(seen.changes) >= 100, "events before the pause")
+                self.assertEqual(w.endpoint, victim.client_url)
+                await victim.pause()
+        await until(lambda: seen.indexes[-1:] == written[-1:], "the last write")
+        self.assertEqual(seen.indexes, written)
+        self.assertNotEqual(w.endpoint, victim.client_url)
+        self.assertEqual(seen.resyncs, [])
+        await w.stop()
+        await victim.resume()
+
+    async def test_member_without_quorum(self) -> None:
+        """A member without quorum accepts watches and stays silent: the watcher leaves it."""
+        cluster = await start_etcd(self, 3, reactor=reactor)
+        await cluster.wait_for_leader()
+        alone, *others = cluster.members
+        for member in others:
+            self.addCleanup(_resume, member)
+        urls = [alone.client_url, *(m.client_url for m in others)]
+        # A short request timeout: the paused members are only noticed by it.
+        watch_client = EtcdClient(urls, reactor=reactor, timeout=5.0)
+        self.addCleanup(watch_client.close)
+        write_client = EtcdClient(urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(write_client.close)
+        first = await write_client.set("/quorum/k", "start")
+        w = watch_client.watcher("/quorum/k", index=first.index + 1, idle_timeout=3.0)
+        seen = Recorder(w)
+        self.addCleanup(w.stop)
+        w.start()
+        before = [(await write_client.set("/quorum/k", f"b{i}")).index for i in range(20)]
+        await until(lambda: seen.indexes[-1:] == before[-1:], "the writes before the pause")
+        self.assertEqual(w.endpoint, alone.client_url)
+        await gatherResults([m.pause() for m in others])
+        # The stream on the member left alone goes silent; the idle timer moves the watcher
+        # on, the paused members time out, and it comes back to the lone member, which
+        # accepts a new watch and stays silent: the watcher must leave it again.
+        await until(lambda: w.endpoint != alone.client_url, "leaving the lone member")
+        await until(lambda: w.endpoint == alone.client_url, "coming back to the lone member")
+        await until(lambda: w.endpoint != alone.client_url, "leaving the lone member again")
+        await gatherResults([m.resume() for m in others])
+        await cluster.wait_for_leader(timeout=60.0)
+        after = [(await write_client.set("/quorum/k", f"a{i}")).index for i in range(50)]
+        await until(lambda: seen.indexes[-1:] == after[-1:], "the writes after the resume")
+        self.assertEqual(seen.indexes, before + after)
+        self.assertEqual(seen.resyncs, [])
+        self.assertEqual(w.index, after[-1])
+        await w.stop()
+
+
+async def _resume(member: EtcdMember) -> None:
+    """
+    Resume a member if it is paused (a cleanup, before the harness stops the cluster).
+    """
+    if member.paused:
+        await member.resume()
