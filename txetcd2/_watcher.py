@@ -16,7 +16,7 @@ import inspect
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
 
 import attrs
 from twisted.application.internet import backoffPolicy
@@ -503,7 +503,7 @@ class Watcher(Service):
         """
         target = check_request_line("GET", self._path, query)
         opened = self._exchange.open(endpoint, "GET", target, None)
-        opened.addTimeout(self._timeout, self._clock)
+        opened.addTimeout(self._timeout, self._clock, onTimeoutCancel=_timed_out)
         try:
             response = await opened
         except TimeoutError:
@@ -718,6 +718,17 @@ class Watcher(Service):
                 )
                 if name != "error":
                     self._emit("error", failure)
+
+
+def _timed_out(result: object, timeout: float) -> NoReturn:
+    """
+    Turn whatever a timed-out request failed with into a timeout.
+
+    Cancelling an HTTP request does not always fail with ``CancelledError``
+    (the agent may wrap it in ``ResponseNeverReceived``), which
+    ``addTimeout`` alone would pass on as a connection error.
+    """
+    raise TimeoutError(f"no answer within {timeout}s")
 
 
 def _chain(d: Deferred[None]) -> Deferred[None]:
