@@ -53,8 +53,8 @@ class EtcdResource(Resource):
     :ivar chunks: cuts the bytes written to a stream at once into the pieces
         sent separately (default: one piece).
     :ivar pump: called after each piece (set it to the agent's ``flush``).
-    :ivar silent: hosts whose watches are accepted (headers sent) but never
-        get an event, like a member that lost quorum.
+    :ivar silent: hosts whose watches are accepted (headers sent) but get no
+        new event, like a member that lost quorum (history is still answered).
     :ivar unanswered: hosts that never answer a request (not even headers),
         like a paused member.
     :ivar failures: canned answers ``(status, body)`` for the next watch or
@@ -229,7 +229,7 @@ class EtcdResource(Resource):
                 return _json(self._error(401, "The event in requested index is outdated", message))
             old = [e for e in self.history if e["node"]["modifiedIndex"] >= since]
             found = [e for e in old if self._matches(watch, e)]
-            if found and host not in self.silent:
+            if found:
                 if not stream:
                     return _line(found[0])
                 # etcd's trap: a stream started inside history sends one event, then nothing.

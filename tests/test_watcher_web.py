@@ -154,6 +154,24 @@ class CatchUpTests(WebWatcherTestCase):
         self.assertEqual([w.stream for w in self.etcd.watches], [True])
         self.assertEqual(self.reported("reconnect"), [])
 
+    def test_changes_during_catch_up(self) -> None:
+        """Changes streamed while history is still being caught up come after it, once each."""
+        old = [self.etcd.set("/k", str(i)) for i in range(4)]
+        live: list[int] = []
+
+        def write_once(event: object) -> None:
+            if not live:
+                live.extend(self.etcd.apply([("/k", "a"), ("/k", "b")]))
+
+        w = self.client.watcher("/k", index=old[0], idle_timeout=30.0)
+        w.on("change", write_once)
+        w.on("change", lambda e: self.seen.append(("change", e)))
+        self.watchers.append(w)
+        w.start()
+        self.settle()
+        self.assertEqual(self.events(), old + live)
+        self.assertEqual(len(live), 2)
+
     def test_header_timeout(self) -> None:
         """A member that never answers is reported as a timeout after the client's timeout."""
         old = [self.etcd.set("/k", str(i)) for i in range(3)]
@@ -310,6 +328,20 @@ class MembersTests(WebWatcherTestCase):
         self.assertEqual(
             [h for h, _, q in self.etcd.requests if "wait" in q][-2:], ["h2:2379"] * 2
         )
+
+    def test_silent_member_after_history(self) -> None:
+        """History caught up from a silent member is not repeated by the next member."""
+        old = [self.etcd.set("/k", str(i)) for i in range(5)]
+        self.etcd.silent.add("h1:2379")
+        w = self.watcher(index=old[1], idle_timeout=5.0)
+        self.assertEqual(self.events(), old[1:])
+        live = self.etcd.set("/k", "live")
+        self.settle()
+        self.assertEqual(self.events(), old[1:])
+        self.advance(5.0)
+        self.assertEqual(w.endpoint, "http://h2:2379")
+        self.assertEqual(self.events(), [*old[1:], live])
+        self.assertEqual(self.reported("error"), [])
 
     def test_unanswered_members_swept_then_back_off(self) -> None:
         """Members that never answer time out one after the other, then the watcher backs off."""
