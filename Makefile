@@ -97,7 +97,7 @@ bench-quick: bench-deps
 	PYTHONPATH=. $(BENCH_VENV)/bin/python -m bench.run --quick $(BENCH_ARGS)
 
 # The watcher benchmark (bench/README.rst): a Watcher against a one-long-poll-per-event loop
-# in the same run; only the package is needed. E.g. `make bench-watch BENCH_WATCH_ARGS='--rounds 5'`.
+# in the same run; needs only the package: `make bench-watch BENCH_WATCH_ARGS='--rounds 5'`.
 BENCH_WATCH_ARGS ?= --rounds 3
 
 .PHONY: bench-watch
