@@ -225,7 +225,7 @@ def report_lines(rounds: list[dict[str, dict[str, float]]]) -> list[str]:
     lines = [
         "",
         f"{'E idle watchers':20} {'KiB/watcher':>20} {'x 16 KiB':>20} {'fds/watcher':>12} "
-        f"{'etcd registered':>16} {'start s':>8}",
+        f"{'etcd registered':>20} {'start s':>8}",
     ]
     for row in names:
         figures = [r[row] for r in rounds if row in r]
@@ -234,7 +234,7 @@ def report_lines(rounds: list[dict[str, dict[str, float]]]) -> list[str]:
             f"{row:20} {_spread(kib, '.2f'):>20} "
             f"{_spread([k / TARGET_KIB for k in kib], '.3f'):>20} "
             f"{median(f['fds'] for f in figures):12.4f} "
-            f"{_spread([f['registered'] for f in figures], '.0f'):>16} "
+            f"{_spread([f['registered'] for f in figures], '.0f'):>20} "
             f"{median(f['start_s'] for f in figures):8.1f}"
         )
     lines.append(
@@ -243,7 +243,8 @@ def report_lines(rounds: list[dict[str, dict[str, float]]]) -> list[str]:
     )
     largest = max(int(row.split()[1]) for row in names)
     lines.append("")
-    lines.append(f"E targets ({largest:,} watchers, x 16 KiB per round; the issue's is 10,000):")
+    note = "" if largest == 10000 else "; the issue's target is for 10,000"
+    lines.append(f"E targets ({largest:,} watchers, x 16 KiB per round{note}):")
     for row in names:
         _, n, mode = row.split()
         if int(n) != largest:
