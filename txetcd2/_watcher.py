@@ -181,7 +181,7 @@ class Watcher(Service):
                 raise ValueError(f"index must be 1 or more, not {index}")
         self._recursive = flag(recursive) == "true"
         if retry_policy is None:
-            retry_policy = backoffPolicy()
+            retry_policy = _DEFAULT_POLICY
         if not callable(retry_policy):
             raise TypeError("retry_policy must be a callable taking an attempt number")
         if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, int | float):
@@ -513,7 +513,12 @@ class Watcher(Service):
         except Exception as e:
             raise EtcdConnectionError(endpoint, describe(e)) from e
         headers = etcd_headers(response.headers)
-        if response.code != 200:
+        if response.code == 200:
+            # A stream can stay open for hours, and thousands of watchers may be open: keep
+            # etcd's few headers (above), not the whole parsed set (over 1 KiB each).
+            for name, _ in list(response.headers.getAllRawHeaders()):
+                response.headers.removeHeader(name)
+        else:
             reading = read_body(response).addTimeout(self._timeout, self._clock)
             try:
                 body = await reading
@@ -718,6 +723,10 @@ class Watcher(Service):
                 )
                 if name != "error":
                     self._emit("error", failure)
+
+
+#: The default retry policy: stateless, so every watcher shares it.
+_DEFAULT_POLICY = backoffPolicy()
 
 
 def _timed_out(result: object, timeout: float) -> NoReturn:
