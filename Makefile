@@ -95,3 +95,12 @@ bench: bench-deps
 
 bench-quick: bench-deps
 	PYTHONPATH=. $(BENCH_VENV)/bin/python -m bench.run --quick $(BENCH_ARGS)
+
+# The watcher benchmark (bench/README.rst): a Watcher against a one-long-poll-per-event loop
+# in the same run; needs only the package: `make bench-watch BENCH_WATCH_ARGS='--rounds 5'`.
+BENCH_WATCH_ARGS ?= --rounds 3
+
+.PHONY: bench-watch
+
+bench-watch: setup
+	PYTHONPATH=. $(BIN)/python bench/watch_bench.py $(BENCH_WATCH_ARGS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -24,6 +25,14 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _raise_nofile() -> None:
+    """
+    In the etcd child: raise the soft ``RLIMIT_NOFILE`` to the hard limit.
+    """
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @contextlib.contextmanager
@@ -56,6 +65,7 @@ def running_etcd(binary: str = "etcd", deadline: float = 30.0) -> Iterator[str]:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=_raise_nofile,  # workload E: 10,000+ connections
     )
     try:
         end = time.monotonic() + deadline

@@ -28,6 +28,10 @@ from txetcd2.testing import EtcdBinaryNotFound, EtcdCluster
 
 PREFIX = "/demo"
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: ``python -c`` code that starts a new session, then runs Python with the arguments that follow.
+SESSION_LAUNCHER = (
+    "import os, sys; os.setsid(); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
 
 
 def say(text: str) -> None:
@@ -60,12 +64,18 @@ def spawn_watch(reactor: Any, url: str) -> WatchProcess:
     ``--index 1`` on a fresh etcd reports every change under the prefix, even those made before
     the watch is up. ``PYTHONPATH`` includes the checkout so that the plugin in
     ``twisted/plugins/`` is found even with an editable install.
+
+    The child runs in a session of its own (:data:`SESSION_LAUNCHER`), so that a Ctrl-C in the
+    terminal reaches only the demo, which then stops the child with one SIGTERM; in the terminal's
+    process group, the child would get both signals and twistd would log a traceback for the
+    second one.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in [CHECKOUT, env.get("PYTHONPATH")] if p)
     argv = [
-        sys.executable, "-m", "twisted", "--log-file=+", "--log-format=text",
-        "etcd-watch", "--endpoints", url, "--prefix", PREFIX, "--recursive", "--index", "1",
+        sys.executable, "-c", SESSION_LAUNCHER,
+        "-m", "twisted", "--log-file=+", "--log-format=text", "etcd-watch",
+        "--endpoints", url, "--prefix", PREFIX, "--recursive", "--index", "1",
     ]  # fmt: skip
     process = WatchProcess()
     reactor.spawnProcess(process, sys.executable, argv, env, childFDs={0: "w", 1: 1, 2: 2})

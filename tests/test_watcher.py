@@ -129,6 +129,19 @@ class StreamingTests(WatcherTestCase):
         self.assertEqual([e.action for e in changes], ["set", "update", "delete"])
         self.assertEqual(changes[0].etcd_index, 10)
 
+    def test_stream_headers_dropped(self) -> None:
+        """An open stream keeps etcd's headers for its events, not the whole parsed set."""
+        w = self.watcher()
+        w.start()
+        req, _ = self.request()
+        response = req.respond(
+            200, None, {"x-etcd-index": "10", "x-raft-term": "2", "date": "now"}, finish=False
+        )
+        self.assertEqual(list(response.headers.getAllRawHeaders()), [])
+        response.write(line("set", "/k", 11))
+        [change] = [p for n, p in self.seen if n == "change"]
+        self.assertEqual((change.etcd_index, change.raft_term), (10, 2))
+
     def test_action_callbacks(self) -> None:
         """Callbacks registered for an action get only changes with that action."""
         w = self.watcher()

@@ -56,7 +56,7 @@ from txetcd2.errors import (
     WatcherCleared,
 )
 from txetcd2.models import EtcdNode, EtcdResponse
-from txetcd2.watch import Watcher
+from txetcd2.watch import HubWatcher, Watcher, WatchHub
 
 __all__ = [
     "AuthAPI",
@@ -86,6 +86,7 @@ __all__ = [
     "EtcdV2Disabled",
     "EtcdWatchError",
     "EventIndexCleared",
+    "HubWatcher",
     "IndexNaN",
     "InsufficientCredentials",
     "InvalidField",
@@ -116,6 +117,7 @@ __all__ = [
     "Unauthorized",
     "User",
     "ValueRequired",
+    "WatchHub",
     "Watcher",
     "WatcherCleared",
 ]

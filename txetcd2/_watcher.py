@@ -16,7 +16,7 @@ import inspect
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
 
 import attrs
 from twisted.application.internet import backoffPolicy
@@ -181,7 +181,7 @@ class Watcher(Service):
                 raise ValueError(f"index must be 1 or more, not {index}")
         self._recursive = flag(recursive) == "true"
         if retry_policy is None:
-            retry_policy = backoffPolicy()
+            retry_policy = _DEFAULT_POLICY
         if not callable(retry_policy):
             raise TypeError("retry_policy must be a callable taking an attempt number")
         if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, int | float):
@@ -503,7 +503,7 @@ class Watcher(Service):
         """
         target = check_request_line("GET", self._path, query)
         opened = self._exchange.open(endpoint, "GET", target, None)
-        opened.addTimeout(self._timeout, self._clock)
+        opened.addTimeout(self._timeout, self._clock, onTimeoutCancel=_timed_out)
         try:
             response = await opened
         except TimeoutError:
@@ -513,7 +513,12 @@ class Watcher(Service):
         except Exception as e:
             raise EtcdConnectionError(endpoint, describe(e)) from e
         headers = etcd_headers(response.headers)
-        if response.code != 200:
+        if response.code == 200:
+            # A stream can stay open for hours, and thousands of watchers may be open: keep
+            # etcd's few headers (above), not the whole parsed set (over 1 KiB each).
+            for name, _ in list(response.headers.getAllRawHeaders()):
+                response.headers.removeHeader(name)
+        else:
             reading = read_body(response).addTimeout(self._timeout, self._clock)
             try:
                 body = await reading
@@ -718,6 +723,21 @@ class Watcher(Service):
                 )
                 if name != "error":
                     self._emit("error", failure)
+
+
+#: The default retry policy: stateless, so every watcher shares it.
+_DEFAULT_POLICY = backoffPolicy()
+
+
+def _timed_out(result: object, timeout: float) -> NoReturn:
+    """
+    Turn whatever a timed-out request failed with into a timeout.
+
+    Cancelling an HTTP request does not always fail with ``CancelledError``
+    (the agent may wrap it in ``ResponseNeverReceived``), which
+    ``addTimeout`` alone would pass on as a connection error.
+    """
+    raise TimeoutError(f"no answer within {timeout}s")
 
 
 def _chain(d: Deferred[None]) -> Deferred[None]:

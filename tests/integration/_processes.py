@@ -6,6 +6,7 @@ path, collect their output, signal them, and wait for them with deadlines.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -88,6 +89,16 @@ class Child(ProcessProtocol):
         except ProcessExitedAlready:
             pass
 
+    def signal_group(self, name: str) -> None:
+        """
+        Send a signal to the child's whole process group, as a terminal's Ctrl-C does.
+
+        The child must lead its own group: start it with :func:`in_new_session`.
+        """
+        pid = self.transport.pid if self.transport is not None else None
+        if pid is not None and self.running:
+            os.killpg(pid, getattr(signal, f"SIG{name}"))
+
     def describe(self) -> str:
         """
         The command and its output, for failure messages.
@@ -97,6 +108,19 @@ class Child(ProcessProtocol):
             f"stdout:\n{self.out.decode('utf-8', 'replace')[-4000:]}\n"
             f"stderr:\n{self.err.decode('utf-8', 'replace')[-4000:]}"
         )
+
+
+def in_new_session(argv: Sequence[str]) -> list[str]:
+    """
+    Wrap a Python command so that it starts in a session (and process group) of its own.
+
+    :param argv: the command, ``argv[0]`` being a Python interpreter.
+    :returns: the wrapped command; it keeps the same pid.
+    """
+    launcher = (
+        "import os, sys; os.setsid(); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    return [argv[0], "-c", launcher, *argv[1:]]
 
 
 def spawn(

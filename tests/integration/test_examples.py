@@ -17,6 +17,7 @@ from tests.integration._processes import (
     CHECKOUT,
     Child,
     checkout_env,
+    in_new_session,
     spawn,
     stopped_by,
     wait_ended,
@@ -119,7 +120,7 @@ class DemoTests(TestCase):
 
     async def test_demo(self) -> None:
         """The demo streams the writer's events as JSON lines and cleans up on Ctrl-C."""
-        demo: Child = spawn(self, [sys.executable, example("demo.py")])
+        demo: Child = spawn(self, in_new_session([sys.executable, example("demo.py")]))
         await wait_until(lambda: b"Press Ctrl-C" in demo.err, demo, "the writer to finish")
         await wait_until(lambda: len(demo.lines()) >= 9, demo, "nine events")
         events = [json.loads(line) for line in demo.lines()]
@@ -138,10 +139,11 @@ class DemoTests(TestCase):
             ],
         )
         [url] = re.findall(rb"embedded etcd at (http://[0-9.:]+)", demo.err)
-        demo.signal("INT")
+        demo.signal_group("INT")  # as a terminal's Ctrl-C: the demo's whole process group
         await wait_ended(demo, "Ctrl-C")
         self.assertTrue(stopped_by(demo, signal.SIGINT), demo.describe())
         self.assertIn(b"stopped; embedded etcd removed", demo.err)
+        self.assertNotIn(b"Traceback", demo.err, demo.describe())
         client = EtcdClient(url.decode(), reactor=reactor, timeout=5.0)
         self.addCleanup(client.close)
         with self.assertRaises(EtcdConnectionError):

@@ -1,0 +1,409 @@
+"""
+Unit tests for the Watcher against an in-memory etcd resource behind treq's
+``RequestTraversalAgent``: real HTTP/1.1 framing (chunked bodies cut
+anywhere, truncated bodies, aborted connections), a Clock for every timer.
+"""
+
+from typing import Any
+
+from treq.testing import RequestTraversalAgent
+from twisted.application.internet import backoffPolicy
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests._etcd_resource import EtcdResource, cut_every
+from txetcd2 import EtcdClient, EtcdConnectionError, EtcdTimeout, Watcher
+
+
+class WebWatcherTestCase(SynchronousTestCase):
+    """
+    A client over the in-memory resource, a Clock, and a record of what
+    watchers report.
+    """
+
+    hosts: tuple[str, ...] = ("h1:2379",)
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.etcd = EtcdResource()
+        self.agent = RequestTraversalAgent(self.etcd)
+        self.etcd.pump = self.agent.flush
+        self.client = EtcdClient(
+            [f"http://{host}" for host in self.hosts],
+            reactor=self.clock,
+            agent=self.agent,
+            timeout=2.0,
+        )
+        self.seen: list[tuple[str, Any]] = []
+        self.watchers: list[Watcher] = []
+
+    def tearDown(self) -> None:
+        for w in self.watchers:
+            stopping = w.stop()
+            self.settle()
+            self.successResultOf(stopping)
+        self.successResultOf(self.client.close())
+        self.settle()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.open_connections(), [])
+        self.assertEqual(self.etcd.watches, [])
+
+    def settle(self) -> None:
+        """
+        Move every byte between client and server and run what is due now.
+        """
+        for _ in range(20):
+            self.agent.flush()
+            self.clock.advance(0)
+
+    def advance(self, seconds: float) -> None:
+        """
+        Move the client's clock, then settle.
+        """
+        self.clock.advance(seconds)
+        self.settle()
+
+    def open_connections(self) -> list[object]:
+        """
+        The in-memory connections not closed on both ends.
+        """
+        # treq keeps its pumps private; there is no public way to list them.
+        pumps = self.agent._pumps
+        return [p for p in pumps if not (p.clientIO.disconnected and p.serverIO.disconnected)]
+
+    def watcher(self, key: str = "/k", **kwargs: Any) -> Watcher:
+        """
+        A started watcher whose every event is recorded, with pinned jitter.
+        """
+        kwargs.setdefault("retry_policy", backoffPolicy(jitter=lambda: 0.0))
+        kwargs.setdefault("idle_timeout", 30.0)
+        w = self.client.watcher(key, **kwargs)
+        for name in ("change", "resync", "reconnect", "error", "stop"):
+            w.on(name, lambda payload, name=name: self.seen.append((name, payload)))
+        self.watchers.append(w)
+        w.start()
+        self.settle()
+        return w
+
+    def events(self) -> list[int]:
+        """
+        The indexes of the changes delivered so far.
+        """
+        return [p.index for n, p in self.seen if n == "change"]
+
+    def reported(self, name: str) -> list[Any]:
+        """
+        The payloads reported under ``name`` so far.
+        """
+        return [p for n, p in self.seen if n == name]
+
+    def watch_queries(self) -> list[dict[str, str]]:
+        """
+        The queries of the watch requests received so far.
+        """
+        return [q for _, _, q in self.etcd.requests if q.get("wait") == "true"]
+
+
+class ChunkingTests(WebWatcherTestCase):
+    """
+    Every event comes out once, in order, however the body is cut.
+    """
+
+    def test_any_chunking(self) -> None:
+        """Events cut into pieces of any size, several per piece, are each delivered once."""
+        for size in (1, 2, 3, 7, 64, 10_000):
+            if size != 1:
+                self.tearDown()
+                self.setUp()
+            self.etcd.chunks = cut_every(size)
+            self.watcher()
+            written = self.etcd.apply([("/k", str(i)) for i in range(25)])
+            big, _, last = self.etcd.apply([("/k", "x" * 300), ("/other", "y"), ("/k", "z")])
+            self.settle()
+            self.assertEqual(self.events(), [*written, big, last], f"pieces of {size} bytes")
+
+    def test_stream_from_now(self) -> None:
+        """Without an index the watcher streams from etcd's index and sends one request."""
+        self.etcd.set("/k", "old")
+        w = self.watcher()
+        written = [self.etcd.set("/k", str(i)) for i in range(3)]
+        self.settle()
+        self.assertEqual(self.events(), written)
+        self.assertEqual(w.index, written[-1])
+        self.assertEqual(self.watch_queries(), [{"wait": "true", "stream": "true"}])
+
+
+class CatchUpTests(WebWatcherTestCase):
+    """
+    An old index is caught up with long-polls, then the stream takes over.
+    """
+
+    def test_catch_up_then_stream(self) -> None:
+        """History from the wanted index comes first, then the stream's events, none twice."""
+        old = [self.etcd.set("/k", str(i)) for i in range(10)]
+        self.etcd.set("/other", "x")
+        w = self.watcher(index=old[3])
+        live = [self.etcd.set("/k", f"live{i}") for i in range(5)]
+        self.settle()
+        self.assertEqual(self.events(), old[3:] + live)
+        self.assertEqual(w.index, live[-1])
+        polls = [q for q in self.watch_queries() if "waitIndex" in q]
+        self.assertEqual(
+            [int(q["waitIndex"]) for q in polls], [i for i in old[3:]] + [old[-1] + 1]
+        )
+        self.assertEqual([w.stream for w in self.etcd.watches], [True])
+        self.assertEqual(self.reported("reconnect"), [])
+
+    def test_changes_during_catch_up(self) -> None:
+        """Changes streamed while history is still being caught up come after it, once each."""
+        old = [self.etcd.set("/k", str(i)) for i in range(4)]
+        live: list[int] = []
+
+        def write_once(event: object) -> None:
+            if not live:
+                live.extend(self.etcd.apply([("/k", "a"), ("/k", "b")]))
+
+        w = self.client.watcher("/k", index=old[0], idle_timeout=30.0)
+        w.on("change", write_once)
+        w.on("change", lambda e: self.seen.append(("change", e)))
+        self.watchers.append(w)
+        w.start()
+        self.settle()
+        self.assertEqual(self.events(), old + live)
+        self.assertEqual(len(live), 2)
+
+    def test_header_timeout(self) -> None:
+        """A member that never answers is reported as a timeout after the client's timeout."""
+        old = [self.etcd.set("/k", str(i)) for i in range(3)]
+        self.etcd.unanswered.add("h1:2379")
+        policy = backoffPolicy(jitter=lambda: 0.0)
+        self.watcher(index=old[0], retry_policy=policy)
+        self.etcd.unanswered.clear()
+        self.advance(1.999)
+        self.assertEqual(self.reported("error"), [])
+        self.advance(0.001)
+        errors = [f.value for f in self.reported("error")]
+        self.assertEqual([type(e) for e in errors], [EtcdTimeout])
+        self.assertIn("2", str(errors[0]))
+        self.assertEqual(self.reported("reconnect"), [policy(1)])
+        self.advance(policy(1))
+        live = self.etcd.apply([("/k", "a"), ("/k", "b")])
+        self.settle()
+        self.assertEqual(self.events(), old + live)
+
+
+class ResyncTests(WebWatcherTestCase):
+    """
+    Lost history gives one resync, then the changes after it.
+    """
+
+    def test_index_cleared(self) -> None:
+        """An index older than the history gives a quorum read, a resync, then the changes."""
+        self.etcd = EtcdResource(history=10)
+        self.agent = RequestTraversalAgent(self.etcd)
+        self.etcd.pump = self.agent.flush
+        self.client = EtcdClient("http://h1:2379", reactor=self.clock, agent=self.agent)
+        first = self.etcd.set("/d/a", "0")
+        for i in range(30):
+            self.etcd.set(f"/d/k{i % 4}", str(i))
+        self.etcd.delete("/d/k3")
+        w = self.watcher("/d", index=first + 1, recursive=True)
+        resyncs = self.reported("resync")
+        self.assertEqual(len(resyncs), 1)
+        self.assertEqual(resyncs[0].node.leaves(), {f"/d/{k}": v for k, v in _tree(self.etcd)})
+        self.assertEqual(resyncs[0].etcd_index, self.etcd.index)
+        reads = [q for _, _, q in self.etcd.requests if "wait" not in q]
+        self.assertEqual(reads, [{"recursive": "true", "sorted": "true", "quorum": "true"}])
+        after = self.etcd.apply([("/d/new", "1"), ("/d/k0", "2")])
+        self.settle()
+        self.assertEqual(self.events(), after)
+        self.assertEqual(w.index, after[-1])
+
+
+def _tree(etcd: EtcdResource) -> list[tuple[str, str]]:
+    return [(k.split("/")[-1], v[0]) for k, v in etcd.values.items()]
+
+
+class ReconnectTests(WebWatcherTestCase):
+    """
+    Ends of an answer are resumed from the last delivered index.
+    """
+
+    def test_clean_end_reconnects_at_once(self) -> None:
+        """A stream that ends cleanly is renewed at once, without the clock moving."""
+        self.watcher()
+        first = self.etcd.set("/k", "1")
+        self.etcd.finish_streams()
+        self.settle()
+        self.assertEqual(self.reported("reconnect"), [0.0])
+        self.assertEqual(len(self.etcd.watches), 1)
+        second = self.etcd.set("/k", "2")
+        self.settle()
+        self.assertEqual(self.events(), [first, second])
+        self.assertEqual(self.reported("error"), [])
+
+    def test_truncated_body(self) -> None:
+        """A body cut mid-line is reported, the half line dropped, and nothing lost or repeated."""
+        self.watcher(retry_policy=lambda attempt: 1.5 * attempt)
+        first = self.etcd.set("/k", "1")
+        self.etcd.truncate_streams(b'{"action": "set", "node": {"key": "/k", "val')
+        self.settle()
+        errors = self.reported("error")
+        self.assertEqual(len(errors), 1)
+        self.assertIsInstance(errors[0].value, EtcdConnectionError)
+        self.assertIn("cut short", str(errors[0].value))
+        self.assertEqual(self.reported("reconnect"), [1.5])
+        self.advance(1.5)
+        second = self.etcd.set("/k", "2")
+        self.settle()
+        self.assertEqual(self.events(), [first, second])
+
+    def test_idle_timer(self) -> None:
+        """A stream silent for idle_timeout is dropped and renewed; bytes restart the timer."""
+        self.watcher(idle_timeout=10.0)
+        self.advance(9.0)
+        first = self.etcd.set("/k", "1")
+        self.advance(9.0)
+        self.assertEqual(self.reported("reconnect"), [])
+        self.advance(1.0)
+        self.assertEqual(self.reported("reconnect"), [0.0])
+        self.assertEqual(len(self.etcd.watches), 1)
+        self.assertEqual(len(self.open_connections()), 1)
+        second = self.etcd.set("/k", "2")
+        self.settle()
+        self.assertEqual(self.events(), [first, second])
+        self.assertEqual(self.reported("error"), [])
+
+
+class BackoffTests(WebWatcherTestCase):
+    """
+    Failures back off with the retry policy's exact delays; success resets them.
+    """
+
+    def test_exact_delays(self) -> None:
+        """Consecutive failures wait policy(1), policy(2), ...; a delivered event resets it."""
+        policy = backoffPolicy(jitter=lambda: 0.0)
+        busy = {"errorCode": 300, "message": "Raft Internal Error", "cause": "", "index": 0}
+        self.etcd.failures = [(500, busy)] * 3
+        self.watcher(retry_policy=policy)
+        for attempt in (1, 2, 3):
+            delay = policy(attempt)
+            self.assertEqual(self.reported("reconnect")[-1], delay)
+            sent = len(self.etcd.requests)
+            self.advance(delay - 0.001)
+            self.assertEqual(len(self.etcd.requests), sent)
+            self.advance(0.001)
+            self.assertEqual(len(self.etcd.requests), sent + 1)
+        self.assertEqual(self.reported("reconnect"), [policy(1), policy(2), policy(3)])
+        first = self.etcd.set("/k", "1")
+        self.settle()
+        self.etcd.truncate_streams()
+        self.settle()
+        self.assertEqual(self.reported("reconnect")[-2:], [policy(3), policy(1)])
+        self.advance(policy(1))
+        second = self.etcd.set("/k", "2")
+        self.settle()
+        self.assertEqual(self.events(), [first, second])
+
+
+class MembersTests(WebWatcherTestCase):
+    """
+    With several members, silence and failures move the watcher to another one.
+    """
+
+    hosts = ("h1:2379", "h2:2379", "h3:2379")
+
+    def test_silent_member_left(self) -> None:
+        """A member that accepts watches and stays silent is left after idle_timeout."""
+        self.etcd.silent.add("h1:2379")
+        w = self.watcher(idle_timeout=5.0)
+        self.assertEqual(w.endpoint, "http://h1:2379")
+        first = self.etcd.set("/k", "1")
+        self.settle()
+        self.assertEqual(self.events(), [])
+        self.advance(5.0)
+        self.assertEqual(w.endpoint, "http://h2:2379")
+        self.settle()
+        self.assertEqual(self.events(), [first])
+        self.assertEqual(
+            [h for h, _, q in self.etcd.requests if "wait" in q][-2:], ["h2:2379"] * 2
+        )
+
+    def test_silent_member_after_history(self) -> None:
+        """History caught up from a silent member is not repeated by the next member."""
+        old = [self.etcd.set("/k", str(i)) for i in range(5)]
+        self.etcd.silent.add("h1:2379")
+        w = self.watcher(index=old[1], idle_timeout=5.0)
+        self.assertEqual(self.events(), old[1:])
+        live = self.etcd.set("/k", "live")
+        self.settle()
+        self.assertEqual(self.events(), old[1:])
+        self.advance(5.0)
+        self.assertEqual(w.endpoint, "http://h2:2379")
+        self.assertEqual(self.events(), [*old[1:], live])
+        self.assertEqual(self.reported("error"), [])
+
+    def test_unanswered_members_swept_then_back_off(self) -> None:
+        """Members that never answer time out one after the other, then the watcher backs off."""
+        self.etcd.unanswered.update({"h1:2379", "h2:2379", "h3:2379"})
+        policy = backoffPolicy(jitter=lambda: 0.0)
+        w = self.watcher(retry_policy=policy)
+        self.advance(2.0)
+        self.advance(2.0)
+        self.assertEqual(self.reported("reconnect"), [0.0, 0.0])
+        self.advance(2.0)
+        self.assertEqual(self.reported("reconnect"), [0.0, 0.0, policy(1)])
+        errors = [f.value for f in self.reported("error")]
+        self.assertEqual([type(e) for e in errors], [EtcdTimeout] * 3)
+        self.etcd.unanswered.clear()
+        self.advance(policy(1))
+        self.assertEqual(w.endpoint, "http://h1:2379")
+        first = self.etcd.set("/k", "1")
+        self.settle()
+        self.assertEqual(self.events(), [first])
+
+
+class StopTests(WebWatcherTestCase):
+    """
+    stop() leaves no timer, no connection and no callback behind.
+    """
+
+    def test_stop_while_streaming(self) -> None:
+        """Stopping aborts the stream; the server sees it go and later changes are not reported."""
+        w = self.watcher()
+        first = self.etcd.set("/k", "1")
+        self.settle()
+        stopping = w.stop()
+        self.settle()
+        self.successResultOf(stopping)
+        self.assertEqual(self.etcd.watches, [])
+        self.assertEqual(self.open_connections(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.etcd.set("/k", "2")
+        self.settle()
+        self.assertEqual(self.events(), [first])
+        self.assertEqual(self.reported("stop"), [None])
+
+    def test_stop_while_catching_up(self) -> None:
+        """Stopping during a pending long-poll and stream closes both."""
+        old = self.etcd.set("/k", "0")
+        self.etcd.set("/other", "x")
+        w = self.watcher(index=old + 1)
+        self.assertEqual(len(self.etcd.watches), 2)
+        stopping = w.stop()
+        self.settle()
+        self.successResultOf(stopping)
+        self.assertEqual(self.etcd.watches, [])
+        self.assertEqual(self.open_connections(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stop_during_backoff(self) -> None:
+        """Stopping while waiting to retry cancels the wait."""
+        self.etcd.failures = [(500, {"errorCode": 300, "message": "x", "cause": "", "index": 0})]
+        w = self.watcher()
+        self.assertNotEqual(self.clock.getDelayedCalls(), [])
+        stopping = w.stop()
+        self.settle()
+        self.successResultOf(stopping)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.open_connections(), [])

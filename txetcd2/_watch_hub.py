@@ -1,0 +1,461 @@
+"""
+Watch coalescing: one server stream per watched prefix, fanned out to many
+local watchers.
+
+A :class:`WatchHub` owns one recursive :class:`~txetcd2.watch.Watcher` on a
+prefix. :meth:`WatchHub.watcher` builds :class:`HubWatcher` objects, with the
+Watcher's public API, for keys at or below the prefix. The shared Watcher
+runs while at least one of them does: started with the first, stopped with
+the last. Each event is handed to exactly the local watchers a plain Watcher
+on their key would have been given it to, in the shared stream's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import attrs
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txetcd2._keys import normalize_key
+from txetcd2._models import EtcdNode, EtcdResponse
+from txetcd2._watcher import ACTIONS, EVENT_NAMES, Watcher, _chain, _Events
+
+if TYPE_CHECKING:
+    from txetcd2._client import EtcdClient
+
+#: Actions that remove a node, and so notify the watchers of every key below it.
+_REMOVALS = frozenset(("delete", "expire", "compareAndDelete"))
+
+
+def _below(key: str, top: str) -> bool:
+    """
+    :returns: whether ``key`` is strictly below ``top``.
+    """
+    return key != top and (top == "/" or key.startswith(top + "/"))
+
+
+def _ancestors(key: str, top: str) -> list[str]:
+    """
+    :returns: ``key`` and its ancestors down to ``top`` (``key`` below or at ``top``).
+    """
+    found = [key]
+    while key != top:
+        key = key.rsplit("/", 1)[0] or "/"
+        found.append(key)
+    return found
+
+
+def _cut(node: EtcdNode, key: str, recursive: bool) -> EtcdNode | None:
+    """
+    The part of a recursive, sorted listing that a read of ``key`` returns.
+
+    :param node: the listing (``key`` at or below it).
+    :param key: the key read.
+    :param recursive: a recursive read (else: children without their children).
+    :returns: the node, or ``None`` when the listing does not have it.
+    """
+    while node.key != key:
+        for child in node.nodes:
+            if child.key == key or _below(key, child.key):
+                node = child
+                break
+        else:
+            return None
+    if recursive or not node.nodes:
+        return node
+    return attrs.evolve(node, nodes=tuple(attrs.evolve(c, nodes=()) for c in node.nodes))
+
+
+class WatchHub:
+    """
+    One shared stream on a prefix for many local watchers (watch coalescing).
+
+    Each watcher built with :meth:`watcher` costs a few hundred bytes and no
+    connection; etcd registers one watcher for the whole hub. Build it
+    with the same client the local watchers would otherwise use.
+
+    :param client: the client whose members, agent and clock are used.
+    :param prefix: the directory below which the local watchers' keys are.
+    :param index: the first index the shared stream reports (default:
+        changes after it first started).
+    :param retry_policy: see :class:`~txetcd2.watch.Watcher`.
+    :param idle_timeout: see :class:`~txetcd2.watch.Watcher`.
+    :raises TypeError: for arguments of the wrong type.
+    :raises ValueError: for a bad prefix, index or timeout.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        prefix: str,
+        *,
+        index: int | None = None,
+        retry_policy: Callable[[int], float] | None = None,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        self._source = Watcher(
+            client,
+            prefix,
+            index=index,
+            recursive=True,
+            retry_policy=retry_policy,
+            idle_timeout=idle_timeout,
+        )
+        self._prefix = self._source.key
+        #: running local watchers, by key
+        self._by_key: dict[str, list[HubWatcher]] = {}
+        #: running recursive local watchers, by key
+        self._deep: dict[str, list[HubWatcher]] = {}
+        self._count = 0
+        self._stopping: Deferred[None] | None = None
+        self._source.on("change", self._changed)
+        self._source.on("resync", self._resynced)
+        self._source.on("reconnect", lambda delay: self._broadcast("reconnect", delay))
+        self._source.on("error", lambda failure: self._broadcast("error", failure))
+
+    def __repr__(self) -> str:
+        return f"<WatchHub {self._prefix} watchers={self._count} source={self._source!r}>"
+
+    @property
+    def prefix(self) -> str:
+        """
+        The watched prefix, in canonical form.
+        """
+        return self._prefix
+
+    @property
+    def source(self) -> Watcher:
+        """
+        The shared recursive Watcher (for its :attr:`~txetcd2.watch.Watcher.index`
+        and :attr:`~txetcd2.watch.Watcher.endpoint`; start and stop the local
+        watchers, not it).
+        """
+        return self._source
+
+    @property
+    def running(self) -> int:
+        """
+        How many local watchers run now.
+        """
+        return self._count
+
+    def watcher(self, key: str, *, recursive: bool = False) -> HubWatcher:
+        """
+        Build a local watcher of ``key``, fed by the shared stream.
+
+        :param key: the key or directory, at or below :attr:`prefix`.
+        :param recursive: watch everything below a directory.
+        :returns: the local watcher, not started.
+        :raises TypeError: for arguments of the wrong type.
+        :raises ValueError: for a key outside the prefix, or one that the
+            prefix's recursive stream does not carry (a segment below the
+            prefix starts with ``_``: etcd hides such keys from recursive
+            watches; use a plain Watcher).
+        """
+        canonical = normalize_key(key)
+        if canonical != self._prefix and not _below(canonical, self._prefix):
+            raise ValueError(
+                f"key {canonical!r} is not at or below the hub's prefix {self._prefix!r}; "
+                "use a hub on a common ancestor or a plain Watcher"
+            )
+        rest = canonical[len(self._prefix) :] if self._prefix != "/" else canonical
+        if "/_" in rest:
+            raise ValueError(
+                f"key {canonical!r} has a hidden segment (starting with '_') below the "
+                f"prefix {self._prefix!r}: etcd leaves it out of the prefix's stream; "
+                "use a plain Watcher"
+            )
+        if not isinstance(recursive, bool):
+            raise TypeError(f"recursive must be a bool, not {type(recursive).__name__}")
+        return HubWatcher(self, canonical, recursive)
+
+    # -- the local watchers' lifecycle ----------------------------------------
+
+    def _join(self, local: HubWatcher) -> None:
+        self._by_key.setdefault(local.key, []).append(local)
+        if local.recursive:
+            self._deep.setdefault(local.key, []).append(local)
+        self._count += 1
+        if self._count == 1 and self._stopping is None:
+            self._source.start()
+        # else: already running, or restarted once the stop in progress completes.
+
+    def _leave(self, local: HubWatcher) -> Deferred[None]:
+        for table in (self._by_key, self._deep):
+            found = table.get(local.key)
+            if found is not None and local in found:
+                found.remove(local)
+                if not found:
+                    del table[local.key]
+        self._count -= 1
+        if self._count > 0:
+            return succeed(None)
+        if self._stopping is not None:
+            return _chain(self._stopping)
+        stopping: Deferred[None] = Deferred()
+        self._stopping = stopping
+
+        def stopped(_: object) -> None:
+            self._stopping = None
+            if self._count > 0:
+                self._source.start()
+            stopping.callback(None)
+
+        self._source.stop().addBoth(stopped)
+        return _chain(stopping)
+
+    # -- fan-out --------------------------------------------------------------
+
+    def _changed(self, event: EtcdResponse) -> None:
+        key = event.node.key
+        targets: list[HubWatcher] = []
+        if key == self._prefix or _below(key, self._prefix):
+            targets.extend(self._by_key.get(key, ()))
+            for above in _ancestors(key, self._prefix)[1:]:
+                targets.extend(self._deep.get(above, ()))
+        if event.action in _REMOVALS and event.node.dir:
+            # A removed directory notifies the watchers of every key below it.
+            for watched, locals_ in list(self._by_key.items()):
+                if _below(watched, key):
+                    targets.extend(locals_)
+        for local in targets:
+            local._deliver(event)
+
+    def _resynced(self, snapshot: EtcdResponse) -> None:
+        for locals_ in list(self._by_key.values()):
+            for local in list(locals_):
+                node = _cut(snapshot.node, local.key, local.recursive)
+                if node is None:
+                    view = EtcdResponse(
+                        action="get", node=EtcdNode(key=local.key), etcd_index=snapshot.etcd_index
+                    )
+                else:
+                    view = attrs.evolve(snapshot, node=node)
+                local._resync(view)
+
+    def _broadcast(self, name: str, payload: object) -> None:
+        for locals_ in list(self._by_key.values()):
+            for local in list(locals_):
+                local._emit(name, payload)
+
+
+class HubWatcher(Service):
+    """
+    A watcher of one key fed by a :class:`WatchHub`'s shared stream, with
+    :class:`~txetcd2.watch.Watcher`'s API; build it with
+    :meth:`WatchHub.watcher`.
+
+    It gets the changes a plain Watcher of its key would get, once and in
+    order: changes of its key (and, when recursive, of the keys below it),
+    the removal (``delete``, ``expire``, ``compareAndDelete``) of a directory
+    above it, resync snapshots cut down to its key (read non-recursively
+    unless recursive; ``node`` without value, children or index when the key
+    is missing), and the shared stream's ``"reconnect"`` and ``"error"``
+    notifications. Differences from a plain Watcher:
+
+    - it joins the shared stream where it is: started (or started again
+      after :meth:`stop`) while the hub's stream runs, it reports the changes
+      from then on; its :attr:`index` starts at the stream's;
+    - a directory's removal is reported to every watcher of a key below it,
+      even one whose key did not exist then (etcd tells only the watchers of
+      keys that existed).
+    """
+
+    log = Logger()
+
+    def __init__(self, hub: WatchHub, key: str, recursive: bool) -> None:
+        self._hub = hub
+        self._key = key
+        self._recursive = recursive
+        self._listeners: dict[str, list[Callable[[Any], object]]] = {}
+        self._index: int | None = None
+        self._active = False
+        self._stopping: Deferred[None] | None = None
+
+    def __repr__(self) -> str:
+        state = "running" if self._active else "stopped"
+        return (
+            f"<HubWatcher {self._key} recursive={self._recursive} index={self._index} "
+            f"{state} via {self._hub.prefix}>"
+        )
+
+    @property
+    def key(self) -> str:
+        """
+        The watched key, in canonical form.
+        """
+        return self._key
+
+    @property
+    def recursive(self) -> bool:
+        """
+        Whether the keys below :attr:`key` are watched too.
+        """
+        return self._recursive
+
+    @property
+    def endpoint(self) -> str:
+        """
+        The member the shared stream talks to now (or will talk to next).
+        """
+        return self._hub.source.endpoint
+
+    @property
+    def index(self) -> int | None:
+        """
+        The index of the last change accounted for: the ``modifiedIndex`` of
+        the last delivered event, or the ``etcd_index`` of the last resync
+        snapshot; when started, the shared stream's index (``None`` before
+        the stream's first change).
+        """
+        return self._index
+
+    @overload
+    def on(self, name: Literal["error"], callback: Callable[[Failure], object]) -> None: ...
+
+    @overload
+    def on(self, name: Literal["reconnect"], callback: Callable[[float], object]) -> None: ...
+
+    @overload
+    def on(self, name: Literal["stop"], callback: Callable[[None], object]) -> None: ...
+
+    @overload
+    def on(self, name: str, callback: Callable[[EtcdResponse], object]) -> None: ...
+
+    def on(self, name: str, callback: Callable[[Any], object]) -> None:
+        """
+        Call ``callback`` on an event: see :meth:`txetcd2.watch.Watcher.on`.
+
+        :param name: the event name.
+        :param callback: the callable.
+        :raises ValueError: for an unknown name.
+        :raises TypeError: if ``callback`` is not callable.
+        """
+        if name not in EVENT_NAMES:
+            names = ", ".join(EVENT_NAMES)
+            raise ValueError(f"unknown watcher event {name!r}; use one of {names}")
+        if not callable(callback):
+            raise TypeError(f"the {name!r} callback must be callable")
+        self._listeners.setdefault(name, []).append(callback)
+
+    def off(self, name: str, callback: Callable[[Any], object]) -> None:
+        """
+        Stop calling a callback registered with :meth:`on`.
+
+        :param name: the event name.
+        :param callback: the callable.
+        :raises ValueError: if it was not registered for that name.
+        """
+        try:
+            self._listeners.get(name, []).remove(callback)
+        except ValueError:
+            raise ValueError(f"{callback!r} is not registered for {name!r}") from None
+
+    def start(self) -> None:
+        """
+        Start watching (does nothing if already started); starts the hub's
+        shared stream when it is the first local watcher running.
+        """
+        self.startService()
+
+    def stop(self) -> Deferred[None]:
+        """
+        Stop watching; stops the hub's shared stream when it is the last
+        local watcher running.
+
+        :returns: a Deferred firing once no callback will run again (except
+            the ``"stop"`` callbacks, called just before it fires) and, for
+            the last local watcher, once the shared stream stopped.
+        """
+        return self.stopService()
+
+    def startService(self) -> None:
+        """
+        Start watching: :class:`~twisted.application.service.IService`'s
+        name for :meth:`start`.
+        """
+        if self._active:
+            return
+        if self._stopping is not None:
+            # Started again before its stop completed: join once it did.
+            self._stopping.addCallback(lambda _: self.startService())
+            return
+        super().startService()
+        self._active = True
+        if self._index is None:
+            self._index = self._hub.source.index
+        self._hub._join(self)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop watching: :class:`~twisted.application.service.IService`'s name
+        for :meth:`stop`.
+
+        :returns: see :meth:`stop`.
+        """
+        if self._stopping is not None:
+            return _chain(self._stopping)
+        if not self._active:
+            return succeed(None)
+        super().stopService()
+        self._active = False
+        stopping = self._stopping = Deferred()
+        self._hub._leave(self).addBoth(lambda _: self._stopped(stopping))
+        return _chain(stopping)
+
+    def __aiter__(self) -> AsyncIterator[EtcdResponse]:
+        """
+        Iterate over the changes (and resync snapshots, ``action == "get"``)
+        with ``async for``; starts the watcher if needed. The iteration ends
+        when the watcher stops.
+
+        :returns: an asynchronous iterator.
+        """
+        events = _Events()
+        self.on("change", events.push)
+        self.on("resync", events.push)
+        self.on("stop", events.close)
+        self.start()
+        return events
+
+    def _stopped(self, stopping: Deferred[None]) -> None:
+        self._stopping = None
+        self._emit("stop", None)
+        stopping.callback(None)
+
+    def _deliver(self, event: EtcdResponse) -> None:
+        if not self._active:
+            return
+        if self._index is not None and event.index <= self._index:
+            return
+        self._index = event.index
+        self._emit("change", event)
+        if event.action in ACTIONS:
+            self._emit(event.action, event)
+
+    def _resync(self, snapshot: EtcdResponse) -> None:
+        if not self._active:
+            return
+        self._index = snapshot.etcd_index
+        self._emit("resync", snapshot)
+
+    def _emit(self, name: str, payload: object) -> None:
+        for callback in list(self._listeners.get(name, ())):
+            if not self._active and name != "stop":
+                return
+            try:
+                callback(payload)
+            except Exception:
+                failure = Failure()
+                self.log.failure(
+                    "watch {key}: a {name!r} callback raised", failure, key=self._key, name=name
+                )
+                if name != "error":
+                    self._emit("error", failure)
