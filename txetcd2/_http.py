@@ -27,6 +27,7 @@ from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
 from txetcd2._agent import NO_COOKIES
+from txetcd2._deadline import within
 from txetcd2._errors import (
     EtcdConnectionError,
     EtcdError,
@@ -334,9 +335,7 @@ class Exchange:
         :raises EtcdConnectionError: when the connection failed; its
             ``__cause__`` is the HTTP layer's exception.
         """
-        attempt = self._read(endpoint, method, target, form, headers)
-        if timeout is not None:
-            attempt.addTimeout(timeout, self._clock)
+        attempt = within(self._read(endpoint, method, target, form, headers), timeout, self._clock)
         try:
             return await attempt
         except TimeoutError:
@@ -408,9 +407,7 @@ class Exchange:
         :returns: the answer and whether its body arrived (``False``: the
             body is empty because the wait ran out).
         """
-        opened = self.open(endpoint, "GET", target, None, headers)
-        if timeout is not None:
-            opened.addTimeout(timeout, self._clock)
+        opened = within(self.open(endpoint, "GET", target, None, headers), timeout, self._clock)
         try:
             response = await opened
         except TimeoutError:

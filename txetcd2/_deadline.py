@@ -1,0 +1,83 @@
+"""
+Timeouts and cancellation of requests, as the client means them.
+
+Twisted's ``Agent`` reports a cancelled request not as a
+:class:`~twisted.internet.defer.CancelledError` but as a
+:class:`~twisted.web.client.ResponseNeverReceived` carrying one (while the
+request is in flight), or as a
+:class:`~twisted.internet.error.ConnectingCancelledError` (while it
+connects). Taken as they come, a request cancelled by its caller (or by
+``EtcdClient.close()``) would look like a connection failure and be retried
+on the next member, and a request that timed out in flight would look like a
+broken connection rather than a timeout.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.error import ConnectingCancelledError
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseFailed, ResponseNeverReceived
+
+_T = TypeVar("_T")
+
+
+def cancelled_request(error: BaseException) -> bool:
+    """
+    Tell whether an HTTP-layer failure reports a cancelled request.
+
+    :param error: the exception from the HTTP layer.
+    :returns: ``True`` for :class:`CancelledError`,
+        :class:`ConnectingCancelledError`, and ``ResponseNeverReceived`` or
+        ``ResponseFailed`` because of a :class:`CancelledError`.
+    """
+    if isinstance(error, CancelledError | ConnectingCancelledError):
+        return True
+    if isinstance(error, ResponseNeverReceived | ResponseFailed):
+        return any(reason.check(CancelledError) is not None for reason in error.reasons)
+    return False
+
+
+def _cancelled(failure: Failure) -> bool:
+    return failure.value is not None and cancelled_request(failure.value)
+
+
+def within(d: Deferred[_T], timeout: float | None, clock: IReactorTime) -> Deferred[_T]:
+    """
+    Give a request a deadline, and report its cancellation plainly.
+
+    When ``timeout`` runs out, the request is cancelled and fails with
+    :class:`TimeoutError`, except while it was still connecting: then the
+    :class:`ConnectingCancelledError` is kept, as it proves the request was
+    never sent (so it may go to another member). When the caller cancels it,
+    it fails with :class:`CancelledError`, whatever the agent reported.
+
+    :param d: the request's Deferred.
+    :param timeout: seconds; ``None`` for no deadline.
+    :param clock: the clock.
+    :returns: ``d``.
+    """
+    timed_out = False
+
+    def on_timeout(result: _T | Failure, seconds: float) -> _T | Failure:
+        nonlocal timed_out
+        timed_out = True
+        if (
+            isinstance(result, Failure)
+            and result.check(ConnectingCancelledError) is None
+            and _cancelled(result)
+        ):
+            raise TimeoutError(f"no answer within {seconds} seconds")
+        return result
+
+    def on_cancel(failure: Failure) -> Failure:
+        if not timed_out and failure.check(CancelledError) is None and _cancelled(failure):
+            return Failure(CancelledError())
+        return failure
+
+    if timeout is not None:
+        d.addTimeout(timeout, clock, onTimeoutCancel=on_timeout)
+    return d.addErrback(on_cancel)
