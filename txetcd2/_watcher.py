@@ -16,7 +16,7 @@ import inspect
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import attrs
 from twisted.application.internet import backoffPolicy
@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IResponse
 
+from txetcd2._deadline import within
 from txetcd2._errors import (
     EtcdConnectionError,
     EtcdError,
@@ -502,8 +503,9 @@ class Watcher(Service):
         :raises Exception: when it failed or etcd answered with an error.
         """
         target = check_request_line("GET", self._path, query)
-        opened = self._exchange.open(endpoint, "GET", target, None)
-        opened.addTimeout(self._timeout, self._clock, onTimeoutCancel=_timed_out)
+        opened = within(
+            self._exchange.open(endpoint, "GET", target, None), self._timeout, self._clock
+        )
         try:
             response = await opened
         except TimeoutError:
@@ -727,17 +729,6 @@ class Watcher(Service):
 
 #: The default retry policy: stateless, so every watcher shares it.
 _DEFAULT_POLICY = backoffPolicy()
-
-
-def _timed_out(result: object, timeout: float) -> NoReturn:
-    """
-    Turn whatever a timed-out request failed with into a timeout.
-
-    Cancelling an HTTP request does not always fail with ``CancelledError``
-    (the agent may wrap it in ``ResponseNeverReceived``), which
-    ``addTimeout`` alone would pass on as a connection error.
-    """
-    raise TimeoutError(f"no answer within {timeout}s")
 
 
 def _chain(d: Deferred[None]) -> Deferred[None]:
