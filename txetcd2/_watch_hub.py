@@ -13,17 +13,17 @@ on their key would have been given it to, in the shared stream's order.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from txetcd2._keys import normalize_key
+from txetcd2._listeners import ACTIONS, Listeners
 from txetcd2._models import EtcdNode, EtcdResponse
-from txetcd2._watcher import ACTIONS, EVENT_NAMES, Watcher, _chain, _Events
+from txetcd2._watcher import Watcher, _chain, _Events
 
 if TYPE_CHECKING:
     from txetcd2._client import EtcdClient
@@ -246,7 +246,7 @@ class WatchHub:
                 local._emit(name, payload)
 
 
-class HubWatcher(Service):
+class HubWatcher(Listeners, Service):
     """
     A watcher of one key fed by a :class:`WatchHub`'s shared stream, with
     :class:`~txetcd2.watch.Watcher`'s API; build it with
@@ -316,47 +316,6 @@ class HubWatcher(Service):
         the stream's first change).
         """
         return self._index
-
-    @overload
-    def on(self, name: Literal["error"], callback: Callable[[Failure], object]) -> None: ...
-
-    @overload
-    def on(self, name: Literal["reconnect"], callback: Callable[[float], object]) -> None: ...
-
-    @overload
-    def on(self, name: Literal["stop"], callback: Callable[[None], object]) -> None: ...
-
-    @overload
-    def on(self, name: str, callback: Callable[[EtcdResponse], object]) -> None: ...
-
-    def on(self, name: str, callback: Callable[[Any], object]) -> None:
-        """
-        Call ``callback`` on an event: see :meth:`txetcd2.watch.Watcher.on`.
-
-        :param name: the event name.
-        :param callback: the callable.
-        :raises ValueError: for an unknown name.
-        :raises TypeError: if ``callback`` is not callable.
-        """
-        if name not in EVENT_NAMES:
-            names = ", ".join(EVENT_NAMES)
-            raise ValueError(f"unknown watcher event {name!r}; use one of {names}")
-        if not callable(callback):
-            raise TypeError(f"the {name!r} callback must be callable")
-        self._listeners.setdefault(name, []).append(callback)
-
-    def off(self, name: str, callback: Callable[[Any], object]) -> None:
-        """
-        Stop calling a callback registered with :meth:`on`.
-
-        :param name: the event name.
-        :param callback: the callable.
-        :raises ValueError: if it was not registered for that name.
-        """
-        try:
-            self._listeners.get(name, []).remove(callback)
-        except ValueError:
-            raise ValueError(f"{callback!r} is not registered for {name!r}") from None
 
     def start(self) -> None:
         """
@@ -445,17 +404,3 @@ class HubWatcher(Service):
             return
         self._index = snapshot.etcd_index
         self._emit("resync", snapshot)
-
-    def _emit(self, name: str, payload: object) -> None:
-        for callback in list(self._listeners.get(name, ())):
-            if not self._active and name != "stop":
-                return
-            try:
-                callback(payload)
-            except Exception:
-                failure = Failure()
-                self.log.failure(
-                    "watch {key}: a {name!r} callback raised", failure, key=self._key, name=name
-                )
-                if name != "error":
-                    self._emit("error", failure)

@@ -16,7 +16,7 @@ import inspect
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.application.internet import backoffPolicy
@@ -45,25 +45,12 @@ from txetcd2._errors import (
 )
 from txetcd2._http import RawResponse, describe, error_for, etcd_headers, read_body
 from txetcd2._keys import Query, check_index, check_request_line, flag, key_path, normalize_key
+from txetcd2._listeners import ACTIONS, Listeners
 from txetcd2._models import DecodeError, EtcdNode, EtcdResponse, decode_event
 from txetcd2._stream import EventStream, clean_end
 
 if TYPE_CHECKING:
     from txetcd2._client import EtcdClient
-
-#: etcd's actions; each is also an event name of :meth:`Watcher.on`.
-ACTIONS = (
-    "set",
-    "delete",
-    "expire",
-    "create",
-    "update",
-    "compareAndSwap",
-    "compareAndDelete",
-)
-
-#: Every name :meth:`Watcher.on` accepts.
-EVENT_NAMES = ("change", *ACTIONS, "resync", "reconnect", "error", "stop")
 
 #: How a stream ended, when it did not fail.
 _ENDED = "ended"  # it ended cleanly: reconnect at once
@@ -135,7 +122,7 @@ class _Events:
         return event
 
 
-class Watcher(Service):
+class Watcher(Listeners, Service):
     """
     Follows every change of a key (or of a whole tree) and hands each one,
     exactly once and in index order, to the callbacks registered with
@@ -249,68 +236,6 @@ class Watcher(Service):
         ``index``). Watching again from ``index + 1`` misses nothing.
         """
         return self._index
-
-    @overload
-    def on(self, name: Literal["error"], callback: Callable[[Failure], object]) -> None: ...
-
-    @overload
-    def on(self, name: Literal["reconnect"], callback: Callable[[float], object]) -> None: ...
-
-    @overload
-    def on(self, name: Literal["stop"], callback: Callable[[None], object]) -> None: ...
-
-    @overload
-    def on(self, name: str, callback: Callable[[EtcdResponse], object]) -> None: ...
-
-    def on(self, name: str, callback: Callable[[Any], object]) -> None:
-        """
-        Call ``callback`` on an event.
-
-        Names and what the callback gets:
-
-        - ``"change"``: every change, an :class:`EtcdResponse`;
-        - an action (``"set"``, ``"delete"``, ``"expire"``, ``"create"``,
-          ``"update"``, ``"compareAndSwap"``, ``"compareAndDelete"``): the
-          changes with that action (after the ``"change"`` callbacks);
-        - ``"resync"``: etcd no longer had the history needed, so the tree was
-          read again (quorum read): an :class:`EtcdResponse` with
-          ``action == "get"``, whose ``etcd_index`` is the index of that view;
-          changes after it follow. When the key does not exist, its ``node``
-          has no value, no children and ``modified_index == 0``;
-        - ``"reconnect"``: a new request is about to be sent, after the given
-          delay in seconds (``0.0``: at once);
-        - ``"error"``: a :class:`~twisted.python.failure.Failure` for a
-          problem the watcher recovers from (a failed request, a malformed
-          event, a callback that raised). The watcher always goes on;
-        - ``"stop"``: ``None``, once :meth:`stop` completed.
-
-        A callback that raises is logged and reported to the ``"error"``
-        callbacks; the other callbacks and the watcher go on.
-
-        :param name: the event name.
-        :param callback: the callable.
-        :raises ValueError: for an unknown name.
-        :raises TypeError: if ``callback`` is not callable.
-        """
-        if name not in EVENT_NAMES:
-            names = ", ".join(EVENT_NAMES)
-            raise ValueError(f"unknown watcher event {name!r}; use one of {names}")
-        if not callable(callback):
-            raise TypeError(f"the {name!r} callback must be callable")
-        self._listeners.setdefault(name, []).append(callback)
-
-    def off(self, name: str, callback: Callable[[Any], object]) -> None:
-        """
-        Stop calling a callback registered with :meth:`on`.
-
-        :param name: the event name.
-        :param callback: the callable.
-        :raises ValueError: if it was not registered for that name.
-        """
-        try:
-            self._listeners.get(name, []).remove(callback)
-        except ValueError:
-            raise ValueError(f"{callback!r} is not registered for {name!r}") from None
 
     def start(self) -> None:
         """
@@ -711,20 +636,6 @@ class Watcher(Service):
         self._emit("change", event)
         if event.action in ACTIONS:
             self._emit(event.action, event)
-
-    def _emit(self, name: str, payload: object) -> None:
-        for callback in list(self._listeners.get(name, ())):
-            if not self._active and name != "stop":
-                return
-            try:
-                callback(payload)
-            except Exception:
-                failure = Failure()
-                self.log.failure(
-                    "watch {key}: a {name!r} callback raised", failure, key=self._key, name=name
-                )
-                if name != "error":
-                    self._emit("error", failure)
 
 
 #: The default retry policy: stateless, so every watcher shares it.

@@ -1,0 +1,119 @@
+"""
+Callbacks by event name, shared by :class:`~txetcd2.watch.Watcher` and
+:class:`~txetcd2.watch.HubWatcher`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, overload
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txetcd2._models import EtcdResponse
+
+#: etcd's actions; each is also an event name of :meth:`~txetcd2.watch.Watcher.on`.
+ACTIONS = (
+    "set",
+    "delete",
+    "expire",
+    "create",
+    "update",
+    "compareAndSwap",
+    "compareAndDelete",
+)
+
+#: Every name :meth:`~txetcd2.watch.Watcher.on` accepts.
+EVENT_NAMES = ("change", *ACTIONS, "resync", "reconnect", "error", "stop")
+
+
+class Listeners:
+    """
+    The ``on``/``off`` registry of a watcher, and the calling of its callbacks.
+
+    The class using it sets ``_listeners`` to an empty dict, and keeps
+    ``_key`` (for the log) and ``_active`` (no callback runs once stopped,
+    but those of ``"stop"``).
+    """
+
+    log: Logger
+    _key: str
+    _active: bool
+    _listeners: dict[str, list[Callable[[Any], object]]]
+
+    @overload
+    def on(self, name: Literal["error"], callback: Callable[[Failure], object]) -> None: ...
+
+    @overload
+    def on(self, name: Literal["reconnect"], callback: Callable[[float], object]) -> None: ...
+
+    @overload
+    def on(self, name: Literal["stop"], callback: Callable[[None], object]) -> None: ...
+
+    @overload
+    def on(self, name: str, callback: Callable[[EtcdResponse], object]) -> None: ...
+
+    def on(self, name: str, callback: Callable[[Any], object]) -> None:
+        """
+        Call ``callback`` on an event.
+
+        Names and what the callback gets:
+
+        - ``"change"``: every change, an :class:`EtcdResponse`;
+        - an action (``"set"``, ``"delete"``, ``"expire"``, ``"create"``,
+          ``"update"``, ``"compareAndSwap"``, ``"compareAndDelete"``): the
+          changes with that action (after the ``"change"`` callbacks);
+        - ``"resync"``: etcd no longer had the history needed, so the tree was
+          read again (quorum read): an :class:`EtcdResponse` with
+          ``action == "get"``, whose ``etcd_index`` is the index of that view;
+          changes after it follow. When the key does not exist, its ``node``
+          has no value, no children and ``modified_index == 0``;
+        - ``"reconnect"``: a new request is about to be sent, after the given
+          delay in seconds (``0.0``: at once);
+        - ``"error"``: a :class:`~twisted.python.failure.Failure` for a
+          problem the watcher recovers from (a failed request, a malformed
+          event, a callback that raised). The watcher always goes on;
+        - ``"stop"``: ``None``, once :meth:`stop` completed.
+
+        A callback that raises is logged and reported to the ``"error"``
+        callbacks; the other callbacks and the watcher go on.
+
+        :param name: the event name.
+        :param callback: the callable.
+        :raises ValueError: for an unknown name.
+        :raises TypeError: if ``callback`` is not callable.
+        """
+        if name not in EVENT_NAMES:
+            names = ", ".join(EVENT_NAMES)
+            raise ValueError(f"unknown watcher event {name!r}; use one of {names}")
+        if not callable(callback):
+            raise TypeError(f"the {name!r} callback must be callable")
+        self._listeners.setdefault(name, []).append(callback)
+
+    def off(self, name: str, callback: Callable[[Any], object]) -> None:
+        """
+        Stop calling a callback registered with :meth:`on`.
+
+        :param name: the event name.
+        :param callback: the callable.
+        :raises ValueError: if it was not registered for that name.
+        """
+        try:
+            self._listeners.get(name, []).remove(callback)
+        except ValueError:
+            raise ValueError(f"{callback!r} is not registered for {name!r}") from None
+
+    def _emit(self, name: str, payload: object) -> None:
+        for callback in list(self._listeners.get(name, ())):
+            if not self._active and name != "stop":
+                return
+            try:
+                callback(payload)
+            except Exception:
+                failure = Failure()
+                self.log.failure(
+                    "watch {key}: a {name!r} callback raised", failure, key=self._key, name=name
+                )
+                if name != "error":
+                    self._emit("error", failure)
