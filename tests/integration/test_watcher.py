@@ -187,40 +187,14 @@ class ClusterWatcherTests(TestCase):
 
     timeout = 600
 
-    async def test_kill_serving_member(self) -> None:
-        """kill -9 of the member serving the stream loses and duplicates nothing."""
-        cluster = await start_etcd(self, 3, reactor=reactor)
-        leader = await cluster.wait_for_leader()
-        followers = [m for m in cluster.members if m is not leader]
-        victim = followers[0]
-        others = [m.client_url for m in cluster.members if m is not victim]
-        watch_client = EtcdClient([victim.client_url, *others], reactor=reactor, timeout=15.0)
-        self.addCleanup(watch_client.close)
-        write_client = EtcdClient(others, reactor=reactor, timeout=15.0)
-        self.addCleanup(write_client.close)
-        first = await write_client.set("/kill/k", "start")
-        w = watch_client.watcher("/kill/k", index=first.index + 1, idle_timeout=3.0)
-        seen = Recorder(w)
-        self.addCleanup(w.stop)
-        w.start()
-        self.assertEqual(w.endpoint, victim.client_url)
-        written: list[int] = []
-        killed: Deferred[None] | None = None
-        for i in range(600):
-            written.append((await write_client.set("/kill/k", str(i))).index)
-            if i == 200:
-                await until(lambda: len(seen.changes) >= 150, "events before the kill")
-                killed = victim.kill()
-        assert killed is not None
-        await killed
-        await until(lambda: seen.indexes[-1:] == written[-1:], "the last write")
-        self.assertEqual(seen.indexes, written)
-        self.assertNotEqual(w.endpoint, victim.client_url)
-        self.assertEqual(seen.resyncs, [])
-        await w.stop()
-
-    async def test_pause_serving_member(self) -> None:
-        """SIGSTOP of the member serving the stream: the idle timer moves on, nothing lost."""
+    async def fault_on_serving_member(
+        self, key: str, fault: Callable[[EtcdMember], Deferred[None]], writes: int, at: int
+    ) -> None:
+        """
+        Watch ``key`` on a follower while ``writes`` sets go through the other members; after
+        ``at`` of them, apply ``fault`` to the serving follower. Every set must come out once,
+        in order, from another member, without a resync.
+        """
         cluster = await start_etcd(self, 3, reactor=reactor)
         leader = await cluster.wait_for_leader()
         victim = next(m for m in cluster.members if m is not leader)
@@ -231,24 +205,34 @@ class ClusterWatcherTests(TestCase):
         self.addCleanup(watch_client.close)
         write_client = EtcdClient(others, reactor=reactor, timeout=15.0)
         self.addCleanup(write_client.close)
-        first = await write_client.set("/pause/k", "start")
-        w = watch_client.watcher("/pause/k", index=first.index + 1, idle_timeout=3.0)
+        first = await write_client.set(key, "start")
+        w = watch_client.watcher(key, index=first.index + 1, idle_timeout=3.0)
         seen = Recorder(w)
         self.addCleanup(w.stop)
         w.start()
         written: list[int] = []
-        for i in range(500):
-            written.append((await write_client.set("/pause/k", str(i))).index)
-            if i == 150:
-                await until(lambda: len(seen.changes) >= 100, "events before the pause")
+        faulted: Deferred[None] | None = None
+        for i in range(writes):
+            written.append((await write_client.set(key, str(i))).index)
+            if i == at:
+                await until(lambda: len(seen.changes) >= at // 2, "events before the fault")
                 self.assertEqual(w.endpoint, victim.client_url)
-                await victim.pause()
+                faulted = fault(victim)
+        assert faulted is not None
+        await faulted
         await until(lambda: seen.indexes[-1:] == written[-1:], "the last write")
         self.assertEqual(seen.indexes, written)
         self.assertNotEqual(w.endpoint, victim.client_url)
         self.assertEqual(seen.resyncs, [])
         await w.stop()
-        await victim.resume()
+
+    async def test_kill_serving_member(self) -> None:
+        """kill -9 of the member serving the stream loses and duplicates nothing."""
+        await self.fault_on_serving_member("/kill/k", lambda m: m.kill(), writes=600, at=200)
+
+    async def test_pause_serving_member(self) -> None:
+        """SIGSTOP of the member serving the stream: the idle timer moves on, nothing lost."""
+        await self.fault_on_serving_member("/pause/k", lambda m: m.pause(), writes=500, at=150)
 
     async def test_member_without_quorum(self) -> None:
         """A member without quorum accepts watches and stays silent: the watcher leaves it."""
