@@ -4,6 +4,7 @@ The key-space client.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
@@ -68,10 +69,18 @@ def _add_compare(query: Query, prev_value: str | None, prev_index: int | None) -
         query.append(("prevIndex", str(check_index(prev_index, "prev_index"))))
 
 
+#: Values a form carries as they are (``urlencode`` leaves them unchanged).
+_FORM_SAFE = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
 def _form(value: str | None = None, ttl: int | None = None, refresh: bool = False) -> bytes:
+    if value is not None:
+        value = check_value(value)
+        if ttl is None and not refresh and _FORM_SAFE.fullmatch(value):
+            return b"value=" + value.encode("ascii")  # the usual set: nothing to encode
     fields: list[tuple[str, str]] = []
     if value is not None:
-        fields.append(("value", check_value(value)))
+        fields.append(("value", value))
     if ttl is not None:
         fields.append(("ttl", str(check_ttl(ttl))))
     if refresh:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.error import ConnectingCancelledError
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
 
@@ -60,24 +60,29 @@ def within(d: Deferred[_T], timeout: float | None, clock: IReactorTime) -> Defer
     :param clock: the clock.
     :returns: ``d``.
     """
+    # One callback and one delayed call, rather than Deferred.addTimeout's
+    # two callbacks and an errback: this runs for every request.
     timed_out = False
+    call: IDelayedCall | None = None
 
-    def on_timeout(result: _T | Failure, seconds: float) -> _T | Failure:
+    def expire() -> None:
         nonlocal timed_out
         timed_out = True
-        if (
-            isinstance(result, Failure)
-            and result.check(ConnectingCancelledError) is None
-            and _cancelled(result)
-        ):
-            raise TimeoutError(f"no answer within {seconds} seconds")
+        d.cancel()
+
+    def settle(result: _T | Failure) -> _T | Failure:
+        if call is not None and call.active():
+            call.cancel()
+        if not isinstance(result, Failure):
+            return result
+        if timed_out:
+            if result.check(ConnectingCancelledError) is None and _cancelled(result):
+                raise TimeoutError(f"no answer within {timeout} seconds")
+            return result
+        if result.check(CancelledError) is None and _cancelled(result):
+            return Failure(CancelledError())
         return result
 
-    def on_cancel(failure: Failure) -> Failure:
-        if not timed_out and failure.check(CancelledError) is None and _cancelled(failure):
-            return Failure(CancelledError())
-        return failure
-
     if timeout is not None:
-        d.addTimeout(timeout, clock, onTimeoutCancel=on_timeout)
-    return d.addErrback(on_cancel)
+        call = clock.callLater(timeout, expire)
+    return d.addBoth(settle)

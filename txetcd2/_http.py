@@ -50,6 +50,10 @@ ETCD_HEADERS = (
 )
 
 
+#: The ``Content-Type`` of a form body.
+FORM_TYPE = b"application/x-www-form-urlencoded"
+
+
 @implementer(IBodyProducer)
 class BytesProducer:
     """
@@ -272,6 +276,8 @@ class Exchange:
     def __init__(self, http: HTTPClient, clock: IReactorTime) -> None:
         self._http = http
         self._clock = clock
+        self._built_for: bytes | None = None
+        self._built = (Headers(), Headers({b"content-type": [FORM_TYPE]}))
 
     def open(
         self,
@@ -292,14 +298,11 @@ class Exchange:
         :param headers: extra headers.
         :returns: a Deferred firing with the unread answer.
         """
-        all_headers = headers.copy() if headers is not None else Headers()
-        if self.auth_header is not None and not all_headers.hasHeader(b"authorization"):
-            all_headers.setRawHeaders(b"authorization", [self.auth_header])
-        producer = None
-        if form is not None:
-            if not all_headers.hasHeader(b"content-type"):
-                all_headers.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
-            producer = BytesProducer(form)
+        if headers is None:
+            all_headers = self._plain_headers(form is not None)
+        else:
+            all_headers = self._merged_headers(headers, form is not None)
+        producer = None if form is None else BytesProducer(form)
         request = self._http.request(
             method,
             request_url(endpoint, target),
@@ -311,6 +314,27 @@ class Exchange:
             reactor=cast(Any, self._clock),
         )
         return cast("Deferred[IResponse]", request)
+
+    def _merged_headers(self, headers: Headers, form: bool) -> Headers:
+        merged = headers.copy()
+        if self.auth_header is not None and not merged.hasHeader(b"authorization"):
+            merged.setRawHeaders(b"authorization", [self.auth_header])
+        if form and not merged.hasHeader(b"content-type"):
+            merged.setRawHeaders(b"content-type", [FORM_TYPE])
+        return merged
+
+    def _plain_headers(self, form: bool) -> Headers:
+        # The headers of a request without extra headers, built once per
+        # credentials: treq and the agents below copy them before adding
+        # theirs, and no one changes them.
+        auth = self.auth_header
+        if auth is not self._built_for:
+            self._built_for = auth
+            self._built = (
+                self._merged_headers(Headers(), False),
+                self._merged_headers(Headers(), True),
+            )
+        return self._built[form]
 
     async def send(
         self,
