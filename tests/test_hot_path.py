@@ -116,9 +116,10 @@ class RequestHeadersTests(SynchronousTestCase):
         self.exchange = Exchange(etcd_http_client(self.agent), self.clock)
 
     def _sent(self, form: bytes | None, headers: Headers | None = None) -> Headers:
-        self.exchange.open("http://m:2379", "PUT", "/v2/keys/a", form, headers)
+        opened = self.exchange.open("http://m:2379", "PUT", "/v2/keys/a", form, headers)
         request = self.agent.requests[-1]
-        request.deferred.cancel()
+        opened.cancel()
+        self.failureResultOf(opened)
         return request.headers
 
     def test_form_and_credentials(self) -> None:

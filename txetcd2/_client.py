@@ -293,6 +293,8 @@ class EtcdClient:
 
         async def attempt(endpoint: str) -> RawResponse:
             raw = await send_following(exchange, endpoint, method, target, form, seconds)
+            if raw.status != 404:
+                return raw  # the usual case, spared a coroutine
             return await check_enabled(exchange, raw, target, seconds)
 
         return await self._cluster.call(

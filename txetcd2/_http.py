@@ -160,8 +160,12 @@ class RawResponse:
             ) from None
 
 
-#: etcd's headers by their lower-case bytes name.
-_WANTED = {name.encode("ascii"): name for name in ETCD_HEADERS}
+#: etcd's headers by their bytes name: as :class:`Headers` spells it
+#: (``X-Etcd-Index``), and in lower case.
+_WANTED = {
+    **{name.encode("ascii"): name for name in ETCD_HEADERS},
+    **{name.title().encode("ascii"): name for name in ETCD_HEADERS},
+}
 
 
 def etcd_headers(headers: Headers) -> dict[str, str]:
@@ -169,14 +173,17 @@ def etcd_headers(headers: Headers) -> dict[str, str]:
     Pick etcd's headers out of an answer.
 
     One pass over the answer's headers: cheaper than a lookup per name,
-    which canonicalizes every name again.
+    which canonicalizes every name again. Names come as :class:`Headers`
+    spells them (title case), so most are found without lowering them.
 
     :param headers: the answer's headers.
     :returns: the values (the last one when repeated), by lower-case name.
     """
     found: dict[str, str] = {}
     for raw_name, values in headers.getAllRawHeaders():
-        name = _WANTED.get(raw_name.lower())
+        name = _WANTED.get(raw_name)
+        if name is None and not raw_name.istitle():
+            name = _WANTED.get(raw_name.lower())
         if name is not None and values:
             value = values[-1]
             found[name] = value.decode("latin-1") if isinstance(value, bytes) else value
