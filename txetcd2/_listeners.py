@@ -1,13 +1,15 @@
 """
-Callbacks by event name, shared by :class:`~txetcd2.watch.Watcher` and
-:class:`~txetcd2.watch.HubWatcher`.
+Callbacks by event name, and ``async for``, shared by
+:class:`~txetcd2.watch.Watcher` and :class:`~txetcd2.watch.HubWatcher`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal, overload
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -28,6 +30,46 @@ ACTIONS = (
 EVENT_NAMES = ("change", *ACTIONS, "resync", "reconnect", "error", "stop")
 
 
+class Events:
+    """
+    The asynchronous iterator behind ``async for event in watcher``.
+    """
+
+    def __init__(self) -> None:
+        self._queue: deque[EtcdResponse] = deque()
+        self._waiting: Deferred[EtcdResponse | None] | None = None
+        self._done = False
+
+    def push(self, event: EtcdResponse) -> None:
+        if self._done:
+            return
+        if self._waiting is not None:
+            waiting, self._waiting = self._waiting, None
+            waiting.callback(event)
+        else:
+            self._queue.append(event)
+
+    def close(self, _: object = None) -> None:
+        self._done = True
+        if self._waiting is not None:
+            waiting, self._waiting = self._waiting, None
+            waiting.callback(None)
+
+    def __aiter__(self) -> Events:
+        return self
+
+    async def __anext__(self) -> EtcdResponse:
+        if self._queue:
+            return self._queue.popleft()
+        if self._done:
+            raise StopAsyncIteration
+        self._waiting = Deferred()
+        event = await self._waiting
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+
 class Listeners:
     """
     The ``on``/``off`` registry of a watcher, and the calling of its callbacks.
@@ -41,6 +83,24 @@ class Listeners:
     _key: str
     _active: bool
     _listeners: dict[str, list[Callable[[Any], object]]]
+
+    def start(self) -> None:
+        raise NotImplementedError  # pragma: no cover - the watcher classes define it
+
+    def __aiter__(self) -> AsyncIterator[EtcdResponse]:
+        """
+        Iterate over the changes (and resync snapshots, ``action == "get"``)
+        with ``async for``; starts the watcher if needed. The iteration ends
+        when the watcher stops.
+
+        :returns: an asynchronous iterator.
+        """
+        events = Events()
+        self.on("change", events.push)
+        self.on("resync", events.push)
+        self.on("stop", events.close)
+        self.start()
+        return events
 
     @overload
     def on(self, name: Literal["error"], callback: Callable[[Failure], object]) -> None: ...

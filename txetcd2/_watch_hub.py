@@ -12,7 +12,7 @@ on their key would have been given it to, in the shared stream's order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from txetcd2._keys import normalize_key
 from txetcd2._listeners import ACTIONS, Listeners
 from txetcd2._models import EtcdNode, EtcdResponse
-from txetcd2._watcher import Watcher, _chain, _Events
+from txetcd2._watcher import Watcher, _chain
 
 if TYPE_CHECKING:
     from txetcd2._client import EtcdClient
@@ -368,21 +368,6 @@ class HubWatcher(Listeners, Service):
         stopping = self._stopping = Deferred()
         self._hub._leave(self).addBoth(lambda _: self._stopped(stopping))
         return _chain(stopping)
-
-    def __aiter__(self) -> AsyncIterator[EtcdResponse]:
-        """
-        Iterate over the changes (and resync snapshots, ``action == "get"``)
-        with ``async for``; starts the watcher if needed. The iteration ends
-        when the watcher stops.
-
-        :returns: an asynchronous iterator.
-        """
-        events = _Events()
-        self.on("change", events.push)
-        self.on("resync", events.push)
-        self.on("stop", events.close)
-        self.start()
-        return events
 
     def _stopped(self, stopping: Deferred[None]) -> None:
         self._stopping = None

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -80,46 +79,6 @@ class _Renew(Exception):
     """
     The idle timer ended the answer: renew the watch.
     """
-
-
-class _Events:
-    """
-    The asynchronous iterator behind ``async for event in watcher``.
-    """
-
-    def __init__(self) -> None:
-        self._queue: deque[EtcdResponse] = deque()
-        self._waiting: Deferred[EtcdResponse | None] | None = None
-        self._done = False
-
-    def push(self, event: EtcdResponse) -> None:
-        if self._done:
-            return
-        if self._waiting is not None:
-            waiting, self._waiting = self._waiting, None
-            waiting.callback(event)
-        else:
-            self._queue.append(event)
-
-    def close(self, _: object = None) -> None:
-        self._done = True
-        if self._waiting is not None:
-            waiting, self._waiting = self._waiting, None
-            waiting.callback(None)
-
-    def __aiter__(self) -> _Events:
-        return self
-
-    async def __anext__(self) -> EtcdResponse:
-        if self._queue:
-            return self._queue.popleft()
-        if self._done:
-            raise StopAsyncIteration
-        self._waiting = Deferred()
-        event = await self._waiting
-        if event is None:
-            raise StopAsyncIteration
-        return event
 
 
 class Watcher(Listeners, Service):
@@ -301,21 +260,6 @@ class Watcher(Listeners, Service):
         stopping = self._stopping = Deferred()
         gatherResults(waits).addBoth(lambda _: self._stopped(stopping))
         return _chain(stopping)
-
-    def __aiter__(self) -> AsyncIterator[EtcdResponse]:
-        """
-        Iterate over the changes (and resync snapshots, ``action == "get"``)
-        with ``async for``; starts the watcher if needed. The iteration ends
-        when the watcher stops.
-
-        :returns: an asynchronous iterator.
-        """
-        events = _Events()
-        self.on("change", events.push)
-        self.on("resync", events.push)
-        self.on("stop", events.close)
-        self.start()
-        return events
 
     # -- the loop ------------------------------------------------------------
 
