@@ -18,7 +18,7 @@ from typing import Any
 from twisted.internet import defer, task
 
 from txetcd2 import EtcdClient
-from txetcd2._harness_tls import write_tls_files
+from txetcd2._embedded.certificates import write_tls_files
 
 COUNT = 50
 

@@ -27,7 +27,7 @@ from txetcd2 import (
     PeerURLExists,
     RawAnswer,
 )
-from txetcd2._fakes import FakeRequest, RecordingAgent, error_body
+from txetcd2.testing._fakes import FakeRequest, RecordingAgent, error_body
 
 A = "http://a:1"
 B = "http://b:2"

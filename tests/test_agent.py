@@ -22,7 +22,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from txetcd2 import EtcdClient, EtcdConnectionError
-from txetcd2._agent import (
+from txetcd2._transport.agent import (
     MAX_ENDPOINTS,
     NO_COOKIES,
     EndpointCache,
@@ -30,8 +30,8 @@ from txetcd2._agent import (
     caching_agent,
     etcd_http_client,
 )
-from txetcd2._fakes import RecordingAgent
-from txetcd2._tls import ClientTLSPolicy
+from txetcd2._transport.tls import ClientTLSPolicy
+from txetcd2.testing._fakes import RecordingAgent
 
 
 def _uri(text: str) -> URI:

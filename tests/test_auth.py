@@ -10,7 +10,6 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txetcd2 import EtcdClient, EtcdV2Disabled
-from txetcd2._fakes import RecordingAgent
 from txetcd2.auth import (
     AuthConflict,
     AuthNotFound,
@@ -20,6 +19,7 @@ from txetcd2.auth import (
     RootProtected,
     User,
 )
+from txetcd2.testing._fakes import RecordingAgent
 
 APP = {"role": "app", "permissions": {"kv": {"read": ["/app/*"], "write": None}}}
 

@@ -23,7 +23,7 @@ from txetcd2 import (
     NodeExist,
     NotFile,
 )
-from txetcd2._fakes import FakeRequest, RecordingAgent, error_body, node_body
+from txetcd2.testing._fakes import FakeRequest, RecordingAgent, error_body, node_body
 
 
 class ClientTestCase(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for failover across members: txetcd2._cluster, _retry, _freshness,
+Tests for failover across members: txetcd2._session.members, _retry, _freshness,
 _redirect and _discovery, driven through EtcdClient with a recording agent
 and a Clock.
 """
@@ -32,10 +32,10 @@ from txetcd2 import (
     KeyNotFound,
     RaftInternal,
 )
-from txetcd2._cluster import Cluster
-from txetcd2._discovery import client_urls, endpoints_from_srv, nameservers
-from txetcd2._fakes import FakeRequest, RecordingAgent, error_body, node_body
-from txetcd2._http import RawResponse
+from txetcd2._session.discovery import client_urls, endpoints_from_srv, nameservers
+from txetcd2._session.members import Cluster
+from txetcd2._wire.answers import RawResponse
+from txetcd2.testing._fakes import FakeRequest, RecordingAgent, error_body, node_body
 
 A, B, C = "http://a:1", "http://b:2", "http://c:3"
 MEMBERS = f"{A},{B},{C}"

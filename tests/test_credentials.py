@@ -13,8 +13,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txetcd2 import EtcdClient, Unauthorized
-from txetcd2._credentials import Credentials, check_credentials
-from txetcd2._fakes import RecordingAgent, error_body, node_body
+from txetcd2._wire.credentials import Credentials, check_credentials
+from txetcd2.testing._fakes import RecordingAgent, error_body, node_body
 
 SECRET = "s3cret-pw-xyz"
 

@@ -16,7 +16,7 @@ from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
 
 from txetcd2 import EtcdClient, EtcdOutcomeUnknown, EtcdTimeout
-from txetcd2._deadline import cancelled_request, within
+from txetcd2._transport.deadline import cancelled_request, within
 
 
 @implementer(IAgent)

@@ -5,7 +5,7 @@ Tests for the exception hierarchy.
 from twisted.trial.unittest import SynchronousTestCase
 
 from txetcd2 import errors
-from txetcd2._errors import api_error
+from txetcd2._wire.errors import api_error
 
 CODES = {
     100: errors.KeyNotFound,

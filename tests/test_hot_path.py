@@ -11,12 +11,13 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http_headers import Headers
 
-from txetcd2._agent import etcd_http_client
 from txetcd2._client import _form
-from txetcd2._deadline import within
-from txetcd2._fakes import RecordingAgent
-from txetcd2._http import Exchange, etcd_headers
-from txetcd2._keys import canonical_path, key_path, normalize_key
+from txetcd2._transport.agent import etcd_http_client
+from txetcd2._transport.deadline import within
+from txetcd2._transport.exchange import Exchange
+from txetcd2._wire.answers import etcd_headers
+from txetcd2._wire.keys import canonical_path, key_path, normalize_key
+from txetcd2.testing._fakes import RecordingAgent
 
 
 def _quoted(canonical: str) -> str:

@@ -1,5 +1,5 @@
 """
-Tests for the pre-encoded request URLs given to treq (txetcd2._http).
+Tests for the pre-encoded request URLs given to treq (txetcd2._transport.exchange).
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from hyperlink import EncodedURL
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txetcd2._fakes import RecordingAgent, node_body
-from txetcd2._http import RequestURL, request_url
-from txetcd2._keys import check_request_line, key_path
+from txetcd2._transport.exchange import RequestURL, request_url
+from txetcd2._wire.keys import check_request_line, key_path
 from txetcd2.client import EtcdClient
+from txetcd2.testing._fakes import RecordingAgent, node_body
 
 TARGETS = [
     check_request_line("GET", key_path("a"), []),

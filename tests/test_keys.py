@@ -4,7 +4,7 @@ Tests for the validation and encoding of keys, values and parameters.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txetcd2._keys import (
+from txetcd2._wire.keys import (
     MAX_TTL,
     check_index,
     check_prev_value,

@@ -8,7 +8,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txetcd2._models import DecodeError, EtcdNode, decode_response
+from txetcd2._wire.models import DecodeError, EtcdNode, decode_response
 
 HEADERS = {
     "x-etcd-index": "12",

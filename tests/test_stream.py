@@ -8,7 +8,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import ResponseDone
 
-from txetcd2._stream import EventStream, clean_end
+from txetcd2._transport.lines import EventStream, clean_end
 
 
 class FakeBodyTransport:

@@ -21,11 +21,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 import twisted.plugins
-from txetcd2 import _tap
-from txetcd2._event_lines import json_line, text_line
-from txetcd2._models import EtcdNode, EtcdResponse
-from txetcd2._tap import Options, makeService
-from txetcd2._watch_service import FixedEndpoints, WatchService
+from txetcd2._tap import command as _tap
+from txetcd2._tap.command import Options, makeService
+from txetcd2._tap.lines import json_line, text_line
+from txetcd2._tap.service import FixedEndpoints, WatchService
+from txetcd2._wire.models import EtcdNode, EtcdResponse
 
 
 def parse(*argv: str) -> Options:
@@ -105,7 +105,7 @@ class PluginTests(SynchronousTestCase):
         maker = makers["etcd-watch"]
         self.assertTrue(verifyObject(IPlugin, maker))
         self.assertIs(maker.options, Options)
-        self.assertEqual(maker.module, _tap.__name__)  # type: ignore[attr-defined]
+        self.assertEqual(maker.module, "txetcd2._tap")  # type: ignore[attr-defined]
 
 
 class OptionsTests(SynchronousTestCase):

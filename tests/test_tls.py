@@ -16,9 +16,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import ResponseNeverReceived
 
 from txetcd2 import EtcdClient, EtcdTLSError
-from txetcd2._fakes import RecordingAgent
-from txetcd2._harness_tls import CertificateAuthority, write_tls_files
-from txetcd2._tls import ClientTLSPolicy, plain_http_to_tls, tls_error_for
+from txetcd2._embedded.certificates import CertificateAuthority, write_tls_files
+from txetcd2._transport.tls import ClientTLSPolicy
+from txetcd2._wire.tls_errors import plain_http_to_tls, tls_error_for
+from txetcd2.testing._fakes import RecordingAgent
 
 URL = "https://127.0.0.1:2379"
 

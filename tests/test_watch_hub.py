@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from txetcd2 import EtcdClient, EtcdResponse, HubWatcher, WatchHub
-from txetcd2._fakes import FakeRequest, FakeResponse, RecordingAgent, error_body, node_body
+from txetcd2.testing._fakes import FakeRequest, FakeResponse, RecordingAgent, error_body, node_body
 
 
 def line(action: str, key: str, index: int, value: str | None = "v", **extra: Any) -> bytes:

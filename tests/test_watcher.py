@@ -23,7 +23,7 @@ from txetcd2 import (
     RaftInternal,
     Watcher,
 )
-from txetcd2._fakes import FakeRequest, FakeResponse, RecordingAgent, error_body, node_body
+from txetcd2.testing._fakes import FakeRequest, FakeResponse, RecordingAgent, error_body, node_body
 
 
 def line(action: str, key: str, index: int, value: str | None = "v") -> bytes:

@@ -17,9 +17,9 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from txetcd2._client import EtcdClient
-from txetcd2._errors import EtcdError, EtcdTimeout
-from txetcd2._models import EtcdResponse
 from txetcd2._reactor import default_reactor
+from txetcd2._wire.errors import EtcdError, EtcdTimeout
+from txetcd2._wire.models import EtcdResponse
 
 _MISSING: Any = object()
 _setup_lock = threading.Lock()

@@ -15,17 +15,24 @@ from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
-from txetcd2 import _admin
-from txetcd2._admin_models import Member, RawAnswer
-from txetcd2._agent import caching_agent, etcd_http_client
-from txetcd2._auth import AuthAPI
-from txetcd2._cluster import Cluster, parse_endpoints
-from txetcd2._credentials import check_credentials
-from txetcd2._disabled import check_enabled
-from txetcd2._discovery import MemberSync, default_resolver, endpoints_from_srv
-from txetcd2._errors import EtcdError, EtcdProtocolError, KeyNotFound, NotFile
-from txetcd2._http import Exchange, RawResponse, error_for
-from txetcd2._keys import (
+from txetcd2._api import admin as _admin
+from txetcd2._api.auth import AuthAPI
+from txetcd2._api.status import ClusterStatus, cluster_status
+from txetcd2._reactor import default_reactor
+from txetcd2._session.disabled import check_enabled
+from txetcd2._session.discovery import MemberSync, default_resolver, endpoints_from_srv
+from txetcd2._session.members import Cluster, parse_endpoints
+from txetcd2._session.redirect import send_following
+from txetcd2._session.retry import RetryPolicy, check_retry_policy
+from txetcd2._transport.agent import caching_agent, etcd_http_client
+from txetcd2._transport.exchange import Exchange
+from txetcd2._transport.tls import PEMSource, check_tls_options
+from txetcd2._watch.watcher import Watcher
+from txetcd2._wire.admin_models import Member, RawAnswer
+from txetcd2._wire.answers import RawResponse, error_for
+from txetcd2._wire.credentials import check_credentials
+from txetcd2._wire.errors import EtcdError, EtcdProtocolError, KeyNotFound, NotFile
+from txetcd2._wire.keys import (
     Query,
     canonical_path,
     check_index,
@@ -38,13 +45,7 @@ from txetcd2._keys import (
     key_path,
     normalize_key,
 )
-from txetcd2._models import DecodeError, EtcdResponse, decode_response
-from txetcd2._reactor import default_reactor
-from txetcd2._redirect import send_following
-from txetcd2._retry import RetryPolicy, check_retry_policy
-from txetcd2._status import ClusterStatus, cluster_status
-from txetcd2._tls import PEMSource, check_tls_options
-from txetcd2._watcher import Watcher
+from txetcd2._wire.models import DecodeError, EtcdResponse, decode_response
 
 _T = TypeVar("_T")
 
@@ -698,7 +699,7 @@ class EtcdClient:
             idle_timeout=idle_timeout,
         )
 
-    # -- members, statistics and raw requests (txetcd2._admin) -----------------
+    # -- members, statistics and raw requests (txetcd2._api.admin) -----------------
 
     def members(self) -> Deferred[list[Member]]:
         """

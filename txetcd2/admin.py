@@ -8,8 +8,9 @@ The calls themselves are methods of :class:`~txetcd2.EtcdClient`
 ``cluster_status()``); this module holds what they return and raise.
 """
 
-from txetcd2._admin_models import Member, RawAnswer
-from txetcd2._errors import (
+from txetcd2._api.status import ClusterStatus, MemberStatus
+from txetcd2._wire.admin_models import Member, RawAnswer
+from txetcd2._wire.errors import (
     EtcdAdminError,
     MemberChangeRefused,
     MemberNotFound,
@@ -18,7 +19,6 @@ from txetcd2._errors import (
     NotLeader,
     PeerURLExists,
 )
-from txetcd2._status import ClusterStatus, MemberStatus
 
 __all__ = [
     "ClusterStatus",

@@ -2,8 +2,8 @@
 etcd's v2 auth API: ``EtcdClient(...).auth``, its models and errors.
 """
 
-from txetcd2._auth import AuthAPI
-from txetcd2._auth_models import (
+from txetcd2._api.auth import AuthAPI
+from txetcd2._wire.auth_models import (
     AuthConflict,
     AuthNotFound,
     AuthRequestRejected,

@@ -8,7 +8,7 @@ grouped in families: :class:`EtcdCommandError` (1xx),
 :class:`EtcdWatchError` (4xx).
 """
 
-from txetcd2._auth_models import (
+from txetcd2._wire.auth_models import (
     AuthConflict,
     AuthNotFound,
     AuthRequestRejected,
@@ -16,7 +16,7 @@ from txetcd2._auth_models import (
     InsufficientCredentials,
     RootProtected,
 )
-from txetcd2._errors import (
+from txetcd2._wire.errors import (
     ClusterUnavailable,
     DirNotEmpty,
     EtcdAdminError,

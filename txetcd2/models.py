@@ -2,6 +2,6 @@
 The typed records returned by txetcd2.
 """
 
-from txetcd2._models import EtcdNode, EtcdResponse
+from txetcd2._wire.models import EtcdNode, EtcdResponse
 
 __all__ = ["EtcdNode", "EtcdResponse"]

@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.integration._single_etcd import reactor, start_etcd, temp_dir
 from txetcd2 import EtcdClient, Unauthorized
-from txetcd2._harness_tls import write_tls_files
+from txetcd2._embedded.certificates import write_tls_files
 from txetcd2.auth import (
     AuthConflict,
     AuthNotFound,

@@ -17,7 +17,7 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
-from txetcd2 import _harness
+from txetcd2._embedded import harness as _harness
 from txetcd2.testing import (
     ETCD_ENV_VAR,
     EtcdBinaryNotFound,

@@ -8,7 +8,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.integration._single_etcd import reactor, start_etcd, temp_dir
 from txetcd2 import EtcdClient, EtcdTLSError
-from txetcd2._harness_tls import CertificateAuthority, TLSFiles, write_tls_files
+from txetcd2._embedded.certificates import CertificateAuthority, TLSFiles, write_tls_files
 
 
 class TLSTests(TestCase):

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2._models import EtcdResponse
+from txetcd2._wire.models import EtcdResponse
 
 #: etcd's actions; each is also an event name of :meth:`~txetcd2.watch.Watcher.on`.
 ACTIONS = (

@@ -12,7 +12,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from txetcd2._errors import (
+from txetcd2._session.freshness import Freshness
+from txetcd2._session.retry import RetryPolicy, default_retry_policy, never_left, server_trouble
+from txetcd2._wire.answers import RawResponse
+from txetcd2._wire.errors import (
     ClusterUnavailable,
     EtcdClusterMismatch,
     EtcdConnectionError,
@@ -20,9 +23,6 @@ from txetcd2._errors import (
     EtcdOutcomeUnknown,
     EtcdTLSError,
 )
-from txetcd2._freshness import Freshness
-from txetcd2._http import RawResponse
-from txetcd2._retry import RetryPolicy, default_retry_policy, never_left, server_trouble
 
 _T = TypeVar("_T")
 

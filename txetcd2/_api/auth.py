@@ -13,7 +13,10 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 
-from txetcd2._auth_models import (
+from txetcd2._session.members import Cluster
+from txetcd2._transport.exchange import Exchange
+from txetcd2._wire.answers import RawResponse
+from txetcd2._wire.auth_models import (
     AuthConflict,
     Role,
     User,
@@ -21,9 +24,7 @@ from txetcd2._auth_models import (
     decode_role,
     decode_user,
 )
-from txetcd2._cluster import Cluster
-from txetcd2._errors import EtcdProtocolError
-from txetcd2._http import Exchange, RawResponse
+from txetcd2._wire.errors import EtcdProtocolError
 
 _T = TypeVar("_T")
 

@@ -16,12 +16,12 @@ from twisted.internet.task import Clock
 from twisted.python import usage
 
 from txetcd2._client import EtcdClient
-from txetcd2._cluster import parse_endpoints
-from txetcd2._errors import EtcdError
-from txetcd2._event_lines import FORMATTERS
-from txetcd2._keys import normalize_key
 from txetcd2._reactor import default_reactor
-from txetcd2._watch_service import EmbeddedEtcd, EtcdSource, FixedEndpoints, WatchService
+from txetcd2._session.members import parse_endpoints
+from txetcd2._tap.lines import FORMATTERS
+from txetcd2._tap.service import EmbeddedEtcd, EtcdSource, FixedEndpoints, WatchService
+from txetcd2._wire.errors import EtcdError
+from txetcd2._wire.keys import normalize_key
 
 #: Options passed to EtcdClient only when given, and only if this EtcdClient accepts them.
 _SECURITY_OPTIONS = ("ca", "cert", "key", "username", "password")
@@ -81,7 +81,7 @@ class Options(usage.Options):
         if self["embedded"]:
             if self["endpoints"]:
                 raise usage.UsageError("give either --endpoints or --embedded, not both")
-            from txetcd2.testing import EtcdBinaryNotFound, find_etcd_binary
+            from txetcd2._embedded.harness import EtcdBinaryNotFound, find_etcd_binary
 
             try:
                 find_etcd_binary()

@@ -4,11 +4,8 @@ One HTTP exchange with one etcd member, over treq, and the reading of its answer
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any, cast
 
-import attrs
 from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
@@ -26,29 +23,19 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
-from txetcd2._agent import NO_COOKIES
-from txetcd2._deadline import within
-from txetcd2._errors import (
+from txetcd2._transport.agent import NO_COOKIES
+from txetcd2._transport.deadline import within
+from txetcd2._wire.answers import RawResponse, etcd_headers
+from txetcd2._wire.errors import (
     EtcdConnectionError,
     EtcdError,
-    EtcdProtocolError,
     EtcdTimeout,
-    EtcdV2Disabled,
-    admin_error,
-    api_error,
 )
-from txetcd2._tls import closed_without_answer, plain_http_to_tls, tls_error_for, tls_port_error
-
-#: The headers etcd sets, kept (lower-case) on every answer.
-ETCD_HEADERS = (
-    "x-etcd-index",
-    "x-raft-index",
-    "x-raft-term",
-    "x-etcd-cluster-id",
-    "content-type",
-    "location",
+from txetcd2._wire.tls_errors import (
+    closed_without_answer,
+    tls_error_for,
+    tls_port_error,
 )
-
 
 #: The ``Content-Type`` of a form body.
 FORM_TYPE = b"application/x-www-form-urlencoded"
@@ -129,67 +116,6 @@ def request_url(endpoint: str, target: str) -> EncodedURL | str:
     return text
 
 
-@attrs.frozen
-class RawResponse:
-    """
-    A complete answer from one member.
-
-    :ivar endpoint: the member's base URL.
-    :ivar status: the HTTP status.
-    :ivar headers: etcd's headers, by lower-case name.
-    :ivar body: the raw body.
-    """
-
-    endpoint: str
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        """
-        Decode the body as JSON.
-
-        :returns: the decoded document.
-        :raises EtcdProtocolError: when it is not JSON.
-        """
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise EtcdProtocolError(
-                self.endpoint, self.status, "the body is not JSON", self.body
-            ) from None
-
-
-#: etcd's headers by their bytes name: as :class:`Headers` spells it
-#: (``X-Etcd-Index``), and in lower case.
-_WANTED = {
-    **{name.encode("ascii"): name for name in ETCD_HEADERS},
-    **{name.title().encode("ascii"): name for name in ETCD_HEADERS},
-}
-
-
-def etcd_headers(headers: Headers) -> dict[str, str]:
-    """
-    Pick etcd's headers out of an answer.
-
-    One pass over the answer's headers: cheaper than a lookup per name,
-    which canonicalizes every name again. Names come as :class:`Headers`
-    spells them (title case), so most are found without lowering them.
-
-    :param headers: the answer's headers.
-    :returns: the values (the last one when repeated), by lower-case name.
-    """
-    found: dict[str, str] = {}
-    for raw_name, values in headers.getAllRawHeaders():
-        name = _WANTED.get(raw_name)
-        if name is None and not raw_name.istitle():
-            name = _WANTED.get(raw_name.lower())
-        if name is not None and values:
-            value = values[-1]
-            found[name] = value.decode("latin-1") if isinstance(value, bytes) else value
-    return found
-
-
 def never_sent(error: BaseException) -> bool:
     """
     Tell whether a failure proves the request never reached the server.
@@ -226,46 +152,6 @@ def connection_error(endpoint: str, error: BaseException) -> EtcdConnectionError
         :class:`EtcdConnectionError`.
     """
     return tls_error_for(endpoint, error) or EtcdConnectionError(endpoint, describe(error))
-
-
-def error_for(raw: RawResponse) -> EtcdError:
-    """
-    Build the exception for an answer that is not a success.
-
-    :param raw: the answer.
-    :returns: the exception to raise.
-    """
-    content_type = raw.headers.get("content-type", "")
-    tls_error = plain_http_to_tls(raw.endpoint, raw.status, raw.body)
-    if tls_error is not None:
-        return tls_error
-    if raw.status == 404 and content_type.startswith("text/plain"):
-        return EtcdV2Disabled(raw.endpoint)
-    if content_type.startswith("application/json"):
-        try:
-            doc = json.loads(raw.body)
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict) and isinstance(doc.get("errorCode"), int):
-            index = doc.get("index")
-            return api_error(
-                doc["errorCode"],
-                str(doc.get("message", "")),
-                doc.get("cause") if isinstance(doc.get("cause"), str) else None,
-                index if isinstance(index, int) else 0,
-                raw.status,
-            )
-        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
-            return admin_error(raw.status, doc["message"], raw.endpoint)
-    if raw.status in (301, 302, 307, 308):
-        return EtcdProtocolError(
-            raw.endpoint,
-            raw.status,
-            "etcd redirected the request; redirects are never followed for keys because "
-            "they lead outside the intended prefix",
-            raw.body,
-        )
-    return EtcdProtocolError(raw.endpoint, raw.status, "not an etcd answer", raw.body)
 
 
 class Exchange:

@@ -5,7 +5,7 @@ Real etcd members for integration tests: :func:`start_etcd` (trial), :class:`Etc
 :class:`EtcdMember` (any reactor), :func:`running_etcd` (scripts without a reactor).
 """
 
-from txetcd2._harness import (
+from txetcd2._embedded.harness import (
     ETCD_ENV_VAR,
     EtcdBinaryNotFound,
     EtcdCluster,

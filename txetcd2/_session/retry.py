@@ -10,8 +10,9 @@ from collections.abc import Callable
 from twisted.application.internet import backoffPolicy
 from twisted.web.client import ResponseNeverReceived
 
-from txetcd2._errors import EtcdApiError, EtcdError, LeaderElect, RaftInternal
-from txetcd2._http import RawResponse, error_for, never_sent
+from txetcd2._transport.exchange import never_sent
+from txetcd2._wire.answers import RawResponse, error_for
+from txetcd2._wire.errors import EtcdApiError, EtcdError, LeaderElect, RaftInternal
 
 #: A retry policy: the number of back-offs taken so far -> seconds to wait.
 RetryPolicy = Callable[[int], float]

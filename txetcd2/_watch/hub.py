@@ -20,10 +20,10 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from txetcd2._keys import normalize_key
-from txetcd2._listeners import ACTIONS, Listeners
-from txetcd2._models import EtcdNode, EtcdResponse
-from txetcd2._watcher import Watcher, _chain
+from txetcd2._watch.listeners import ACTIONS, Listeners
+from txetcd2._watch.watcher import Watcher, _chain
+from txetcd2._wire.keys import normalize_key
+from txetcd2._wire.models import EtcdNode, EtcdResponse
 
 if TYPE_CHECKING:
     from txetcd2._client import EtcdClient

@@ -4,8 +4,8 @@ Which answers come from the right cluster and are recent enough.
 
 from __future__ import annotations
 
-from txetcd2._errors import EtcdClusterMismatch, EtcdError, EtcdStaleAnswer
-from txetcd2._http import RawResponse
+from txetcd2._wire.answers import RawResponse
+from txetcd2._wire.errors import EtcdClusterMismatch, EtcdError, EtcdStaleAnswer
 
 
 def _header_int(raw: RawResponse, name: str) -> int:

@@ -12,8 +12,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2._event_lines import Formatter, resync_line
-from txetcd2._models import EtcdResponse
+from txetcd2._tap.lines import Formatter, resync_line
+from txetcd2._wire.models import EtcdResponse
 
 
 class EtcdSource(Protocol):
@@ -260,7 +260,7 @@ class EmbeddedEtcd:
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self) -> Sequence[str]:
-        from txetcd2.testing import EtcdCluster
+        from txetcd2._embedded.harness import EtcdCluster
 
         cluster = EtcdCluster(1, reactor=self._reactor)
         self._cluster = cluster

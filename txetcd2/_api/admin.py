@@ -19,16 +19,17 @@ from urllib.parse import urlencode
 from hyperlink import URL
 from twisted.web.http_headers import Headers
 
-from txetcd2._admin_models import (
+from txetcd2._session.disabled import check_enabled
+from txetcd2._session.members import Cluster
+from txetcd2._wire.admin_models import (
     Member,
     RawAnswer,
     decode_body,
     decode_member,
     decode_members,
 )
-from txetcd2._cluster import Cluster
-from txetcd2._disabled import check_enabled
-from txetcd2._errors import (
+from txetcd2._wire.answers import RawResponse, error_for
+from txetcd2._wire.errors import (
     EtcdAdminError,
     EtcdError,
     EtcdProtocolError,
@@ -40,8 +41,7 @@ from txetcd2._errors import (
     PeerURLExists,
     admin_error,
 )
-from txetcd2._http import RawResponse, error_for
-from txetcd2._models import DecodeError
+from txetcd2._wire.models import DecodeError
 
 if TYPE_CHECKING:
     from txetcd2._client import EtcdClient

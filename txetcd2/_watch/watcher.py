@@ -33,8 +33,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IResponse
 
-from txetcd2._deadline import within
-from txetcd2._errors import (
+from txetcd2._transport.deadline import within
+from txetcd2._transport.exchange import describe, read_body
+from txetcd2._transport.lines import EventStream, clean_end
+from txetcd2._watch.listeners import ACTIONS, Listeners
+from txetcd2._wire.answers import RawResponse, error_for, etcd_headers
+from txetcd2._wire.errors import (
     EtcdConnectionError,
     EtcdError,
     EtcdProtocolError,
@@ -42,11 +46,15 @@ from txetcd2._errors import (
     EventIndexCleared,
     KeyNotFound,
 )
-from txetcd2._http import RawResponse, describe, error_for, etcd_headers, read_body
-from txetcd2._keys import Query, check_index, check_request_line, flag, key_path, normalize_key
-from txetcd2._listeners import ACTIONS, Listeners
-from txetcd2._models import DecodeError, EtcdNode, EtcdResponse, decode_event
-from txetcd2._stream import EventStream, clean_end
+from txetcd2._wire.keys import (
+    Query,
+    check_index,
+    check_request_line,
+    flag,
+    key_path,
+    normalize_key,
+)
+from txetcd2._wire.models import DecodeError, EtcdNode, EtcdResponse, decode_event
 
 if TYPE_CHECKING:
     from txetcd2._client import EtcdClient

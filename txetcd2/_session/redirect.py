@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from hyperlink import URL
 
-from txetcd2._http import Exchange, RawResponse
+from txetcd2._transport.exchange import Exchange
+from txetcd2._wire.answers import RawResponse
 
 #: How many 307 redirects one GET follows.
 MAX_REDIRECTS = 3

@@ -13,8 +13,9 @@ import json
 
 from twisted.web.http_headers import Headers
 
-from txetcd2._errors import EtcdConnectionError, EtcdError, EtcdProtocolError, EtcdV2Disabled
-from txetcd2._http import Exchange, RawResponse
+from txetcd2._transport.exchange import Exchange
+from txetcd2._wire.answers import RawResponse
+from txetcd2._wire.errors import EtcdConnectionError, EtcdError, EtcdProtocolError, EtcdV2Disabled
 
 #: What Go's default handler says for a path nobody serves.
 PAGE_NOT_FOUND = b"404 page not found"

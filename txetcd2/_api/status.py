@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from twisted.internet.defer import Deferred, gatherResults
 
-from txetcd2._admin import health, leader, members
-from txetcd2._admin_models import Member
-from txetcd2._errors import EtcdError, NoLeader
+from txetcd2._api.admin import health, leader, members
+from txetcd2._wire.admin_models import Member
+from txetcd2._wire.errors import EtcdError, NoLeader
 
 if TYPE_CHECKING:
     from txetcd2._client import EtcdClient

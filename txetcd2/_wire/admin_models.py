@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from txetcd2._models import DecodeError
+from txetcd2._wire.models import DecodeError
 
 
 @attrs.frozen

@@ -9,8 +9,8 @@ from typing import Any
 
 import attrs
 
-from txetcd2._errors import EtcdError
-from txetcd2._http import RawResponse, error_for
+from txetcd2._wire.answers import RawResponse, error_for
+from txetcd2._wire.errors import EtcdError
 
 
 @attrs.frozen

@@ -13,9 +13,10 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.names import dns
 
-from txetcd2._cluster import Cluster, parse_endpoints
-from txetcd2._errors import EtcdConnectionError, EtcdProtocolError
-from txetcd2._http import Exchange, RawResponse
+from txetcd2._session.members import Cluster, parse_endpoints
+from txetcd2._transport.exchange import Exchange
+from txetcd2._wire.answers import RawResponse
+from txetcd2._wire.errors import EtcdConnectionError, EtcdProtocolError
 
 #: The SRV services etcd clients look up, TLS first, with their URL scheme.
 SRV_SERVICES = (("_etcd-client-ssl._tcp", "https"), ("_etcd-client._tcp", "http"))

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from txetcd2._models import EtcdResponse
+from txetcd2._wire.models import EtcdResponse
 
 #: A formatter turns an event into one line (without the newline).
 Formatter = Callable[[EtcdResponse], str]

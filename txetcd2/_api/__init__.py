@@ -1,0 +1,3 @@
+"""
+The APIs over a session: key space, admin, auth, status.
+"""

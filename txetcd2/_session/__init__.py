@@ -1,0 +1,4 @@
+"""
+The cluster: members, pinning, failover, freshness, retries, member sync and the
+one request path every call takes.
+"""

@@ -1,0 +1,3 @@
+"""
+One request to one member: the agent, the exchange, deadlines, TLS, line streams.
+"""

@@ -1,0 +1,3 @@
+"""
+Watchers, watch hubs and their listeners.
+"""

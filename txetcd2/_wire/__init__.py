@@ -1,0 +1,3 @@
+"""
+Records and rules, no I/O: errors, models, keys and their encodings, credentials.
+"""
