@@ -72,10 +72,10 @@ class WritableEtcd(EtcdResource):
                 request.setHeader("x-etcd-index", str(self.index))
                 request.setResponseCode(status)
                 return _json(answer)
-            answer = self.render_GET(request)
-            if wait == [b"true"] and answer == NOT_DONE_YET and not request.finished:
+            rendered = self.render_GET(request)
+            if wait == [b"true"] and rendered == NOT_DONE_YET and not request.finished:
                 request.write(b"")  # etcd sends a long-poll's headers at once
-            return answer
+            return rendered
         host = (request.getHeader("host") or "").lower()
         path = unquote(request.path.decode("ascii"))
         query = {k.decode(): v[0].decode() for k, v in (request.args or {}).items()}
