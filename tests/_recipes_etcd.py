@@ -213,6 +213,10 @@ class WritableEtcd(EtcdResource):
             else:
                 self._answer_poll(watch, event)
 
+    def _answer_poll(self, watch: Any, event: Event) -> None:
+        if watch.open:  # not answered already, by a change made while pumping
+            super()._answer_poll(watch, event)
+
 
 class _Refused(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:

@@ -13,7 +13,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2 import EtcdClient, EtcdError, KeyNotFound
+from txetcd2 import EtcdClient, EtcdError, EventIndexCleared, KeyNotFound
 
 
 class KeepAlive:
@@ -21,7 +21,10 @@ class KeepAlive:
     Refreshes ``key`` every ``ttl / 3`` seconds; retries sooner after a
     failure. Two outcomes end it:
 
-    - ``on_gone("missing")``: etcd answered that the key does not exist;
+    - ``on_gone("missing")``: etcd answered that the key does not exist, or
+      it is another node now (created at another index: deleted and created
+      again by someone else; a refresh does not compare, so it renewed that
+      node, harmlessly);
     - ``on_gone("expired")``: no refresh succeeded for ``ttl`` seconds since
       the last successful one was *sent* (the key may have expired: etcd
       started its TTL when it applied the refresh, at or after that moment).
@@ -32,6 +35,9 @@ class KeepAlive:
     :param ttl: its TTL in seconds.
     :param on_gone: called once, with ``"missing"`` or ``"expired"``.
     :param on_refreshed: called with the new ``modifiedIndex`` after each refresh.
+    :param created_index: the ``createdIndex`` of the node to keep alive.
+    :param watch: also watch the key, to learn at once when it is deleted
+        or replaced (otherwise: at the next refresh).
     """
 
     log = Logger()
@@ -44,6 +50,9 @@ class KeepAlive:
         ttl: int,
         on_gone: Callable[[str], object],
         on_refreshed: Callable[[int], object] = lambda index: None,
+        *,
+        created_index: int = 0,
+        watch: bool = False,
     ) -> None:
         self._client = client
         self._clock = clock
@@ -55,6 +64,9 @@ class KeepAlive:
         self._on_refreshed = on_refreshed
         self._deadline: IDelayedCall | None = None
         self._loop: Deferred[None] | None = None
+        self._created = created_index
+        self._watch = watch
+        self._watching: Deferred[None] | None = None
         self.renewed_at: float | None = None
 
     def start(self, written_at: float) -> None:
@@ -64,6 +76,9 @@ class KeepAlive:
         self._arm(written_at)
         self._loop = Deferred.fromCoroutine(self._run())
         self._loop.addErrback(self._crashed)
+        if self._watch:
+            self._watching = Deferred.fromCoroutine(self._follow())
+            self._watching.addErrback(self._crashed)
 
     def stop(self) -> None:
         """
@@ -73,6 +88,9 @@ class KeepAlive:
         loop, self._loop = self._loop, None
         if loop is not None:
             loop.cancel()
+        watching, self._watching = self._watching, None
+        if watching is not None:
+            watching.cancel()
 
     @property
     def running(self) -> bool:
@@ -116,10 +134,8 @@ class KeepAlive:
                     self._key, self._ttl, timeout=max(0.5, self._interval)
                 )
             except KeyNotFound:
-                self._loop = None  # ends by itself: nothing to cancel
-                self._disarm()
-                self.log.warn("{key}: the key is gone", key=self._key)
-                self._on_gone("missing")
+                self._loop = None  # this loop returns: nothing to cancel
+                self._ended("missing")
                 return
             except EtcdError as e:
                 self.log.warn(
@@ -130,6 +146,51 @@ class KeepAlive:
                 )
                 delay = self._retry
                 continue
+            if self._created and response.node.created_index != self._created:
+                self._loop = None  # this loop returns: nothing to cancel
+                self._ended("missing")
+                return
             delay = self._interval
             self._arm(sent)
             self._on_refreshed(response.node.modified_index)
+
+    def _ended(self, why: str) -> None:
+        # Called by the refresh loop (which then returns) or the watch (which
+        # set _watching to None): stop() cancels the other one.
+        self.log.warn("{key}: the key is gone or replaced", key=self._key)
+        self.stop()
+        self._on_gone(why)
+
+    async def _follow(self) -> None:
+        """
+        Watch the key; end (``"missing"``) when it is deleted, expires or is replaced.
+        """
+        index: int | None = None
+        while True:
+            try:
+                if index is None:
+                    response = await self._client.get(self._key, quorum=True)
+                    if response.node.created_index != self._created:
+                        break
+                    index = response.etcd_index + 1
+                event = await self._client.watch(self._key, index=index)
+            except KeyNotFound:
+                break
+            except EventIndexCleared:
+                index = None
+                continue
+            except EtcdError as e:
+                self.log.warn("{key}: watch failed ({error})", key=self._key, error=str(e))
+                index = None
+                await deferLater(self._clock, self._retry)
+                continue
+            if event.node.created_index != self._created or event.action in _GONE:
+                break
+            index = event.index + 1
+        self._watching = None  # the watch ends by itself: nothing to cancel there
+        if self._loop is not None:
+            self._ended("missing")
+
+
+#: Actions after which a key no longer exists.
+_GONE = frozenset({"delete", "expire", "compareAndDelete"})

@@ -250,7 +250,14 @@ class LeaderElection(Service):
                 self._term = (self._term[0], modified)
 
         self._keepalive = KeepAlive(
-            self._client, self._clock, self._key, self._ttl, self._lost, refreshed
+            self._client,
+            self._clock,
+            self._key,
+            self._ttl,
+            self._lost,
+            refreshed,
+            created_index=node.created_index,
+            watch=True,
         )
         self._keepalive.start(sent)
         self.log.info(

@@ -225,6 +225,7 @@ class Lock:
                         self._ttl,
                         self._gone,
                         self._refreshed,
+                        created_index=self._place.created,
                     )
                     self._keepalive.start(self._enqueued_at)
                 first = await self._wait_turn(blocking)
