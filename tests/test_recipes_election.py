@@ -155,6 +155,16 @@ class ElectionTests(RecipeTestCase):
         self.assertEqual(self.kinds(), [("a", "elected")])
         self.assertTrue(a.is_leader)
 
+    def test_stop_during_unanswered_create(self) -> None:
+        """Stopped while its create is unanswered, a candidate deletes the key it made."""
+        self.etcd.lose_answers = 1
+        a = self.candidate("a")
+        self.assertEqual(self.etcd.values[KEY][0], "a")
+        self.stops.remove(a.stopService)
+        self.result(a.stopService())
+        self.assertNotIn(KEY, self.etcd.values)
+        self.assertEqual(self.kinds(), [])
+
     def test_bad_arguments(self) -> None:
         """Bad arguments raise TypeError or ValueError before any request."""
         client = self.client()

@@ -290,6 +290,20 @@ class LeaderElection(Service):
         self._end_term(why)
         if term is not None:
             await delete_if_ours(self._client, self._key, term[0], term[1])
+        elif why == "stopped":
+            await self._delete_unanswered()
+
+    async def _delete_unanswered(self) -> None:
+        """
+        A campaign stopped while its ``create`` was in flight may have created
+        the key after all: delete it if it carries this (unique) identity.
+        """
+        try:
+            node = (await self._client.get(self._key, quorum=True)).node
+        except KeyNotFound:
+            return
+        if node.value == self._identity:
+            await delete_if_ours(self._client, self._key, node.created_index, node.modified_index)
 
     async def _follow(self) -> None:
         """
