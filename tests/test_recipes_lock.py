@@ -186,6 +186,18 @@ class LockTests(RecipeTestCase):
         self.successResultOf(acquiring)
         self.assertEqual(len(self.etcd.keys_below(QUEUE)), 1)
 
+    def test_cancel_during_unanswered_append(self) -> None:
+        """Cancelled while its append is unanswered, an acquire deletes the key it made."""
+        lock = self.lock()
+        self.etcd.lose_answers = 1
+        acquiring = lock.acquire()
+        self.settle()
+        self.assertEqual(len(self.etcd.keys_below(QUEUE)), 1)
+        acquiring.cancel()
+        self.settle()
+        self.failureResultOf(acquiring, CancelledError)
+        self.assertEqual(self.etcd.keys_below(QUEUE), [])
+
     def test_twenty_digit_keys(self) -> None:
         """In-order keys of 20 digits order by index across a change of digit count (#123)."""
         self.etcd.index = 10**19 - 3

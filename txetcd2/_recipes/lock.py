@@ -110,6 +110,7 @@ class Lock:
         self._token: int | None = None
         self._lost: Deferred[str] = Deferred()
         self._enqueued_at = 0.0
+        self._appending = False
 
     def __repr__(self) -> str:
         state = "held" if self._held else "acquiring" if self._attempt else "free"
@@ -214,6 +215,7 @@ class Lock:
 
     async def _acquire(self, blocking: bool) -> int:
         self._owner = uuid.uuid4().hex
+        self._appending = False
         try:
             while True:
                 if self._place is None:
@@ -244,8 +246,9 @@ class Lock:
         Append this attempt's key; when the outcome is unknown, look for it by
         its value (the owner token) and append again only if it is not there.
         """
+        self._enqueued_at = self._clock.seconds()  # the TTL runs from the first append at most
         while True:
-            self._enqueued_at = self._clock.seconds()
+            self._appending = True
             try:
                 response = await self._client.append(self._dir, self._owner, ttl=self._ttl)
             except EtcdOutcomeUnknown as e:
@@ -260,6 +263,7 @@ class Lock:
                 node = min(mine, key=_sequence)
             else:
                 node = response.node
+            self._appending = False
             self.log.debug("lock {name}: queued as {key}", name=self._dir, key=node.key)
             return _Place(node.key, node.created_index, node.modified_index)
 
@@ -354,17 +358,29 @@ class Lock:
     async def _give_up(self) -> None:
         place = self._place
         self._forget()
+        cleaning = Deferred.fromCoroutine(self._clean(place))
+        cleaning.addTimeout(min(self._ttl, 10), self._clock)
+        try:
+            await cleaning
+        except Exception as e:
+            self.log.warn(
+                "lock {name}: could not delete the attempt's key ({error}); "
+                "it expires within {ttl}s",
+                name=self._dir,
+                error=str(e) or type(e).__name__,
+                ttl=self._ttl,
+            )
+
+    async def _clean(self, place: _Place | None) -> None:
         if place is not None:
-            try:
-                await self._delete(place)
-            except Exception as e:
-                self.log.warn(
-                    "lock {name}: could not delete {key} ({error}); it expires within {ttl}s",
-                    name=self._dir,
-                    key=place.key,
-                    error=str(e),
-                    ttl=self._ttl,
-                )
+            await self._delete(place)
+        elif self._appending:
+            # Given up while the append was in flight: it may have been applied.
+            for node in (await self._queue()).node.nodes:
+                if node.value == self._owner:
+                    await delete_if_ours(
+                        self._client, node.key, node.created_index, node.modified_index
+                    )
 
     async def _delete(self, place: _Place) -> None:
         await delete_if_ours(self._client, place.key, place.created, place.modified)
