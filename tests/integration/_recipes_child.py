@@ -19,6 +19,8 @@ from typing import Any
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
+from zope.interface import provider
 
 from txetcd2 import EtcdClient, EtcdError, KeyNotFound
 from txetcd2.recipes import LeaderElection, Lock
@@ -127,7 +129,20 @@ async def candidate(urls: str, name: str, identity: str, ttl: int) -> None:
     await Deferred()  # runs until killed or stopped
 
 
+@provider(ILogObserver)
+def report_warnings(event: dict[str, Any]) -> None:
+    """
+    A log observer printing txetcd2's warnings and errors as ``log`` lines.
+    """
+    level = event.get("log_level")
+    if level is None or level < LogLevel.warn:
+        return
+    namespace = event.get("log_namespace", "")
+    say("log", namespace=namespace, level=level.name, text=formatEvent(event)[:300])
+
+
 def main(argv: list[str]) -> None:
+    globalLogBeginner.beginLoggingTo([report_warnings], redirectStandardIO=False)
     command, urls, *rest = argv
     if command == "lock":
         name, times, ttl = rest

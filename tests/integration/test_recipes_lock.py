@@ -82,10 +82,12 @@ class LockTests(TestCase):
         ]
         total = PROCESSES * TIMES
         kills = 0
+        killed_at: list[int] = []
         while kills < KILLS:
             progress = await self.counter(client)
             if progress >= (kills + 1) * total // (KILLS + 2):
                 leader = await cluster.wait_for_leader(timeout=60.0)
+                killed_at.append(progress)
                 await leader.kill()
                 await deferLater(reactor, 1.0)
                 await leader.start(timeout=60.0)
@@ -99,6 +101,7 @@ class LockTests(TestCase):
             self.assertEqual(child.exit_code, 0, child.describe())
         elapsed = reactor.seconds() - started
         self.assertEqual(kills, KILLS)
+        self.assertTrue(all(n < total for n in killed_at), killed_at)
         held = [e for c in children for e in events(c) if e["event"] == "held"]
         self.assertEqual(len(held), total)
         self.assertEqual([e for c in children for e in events(c) if e["event"] == "violation"], [])
@@ -114,7 +117,13 @@ class LockTests(TestCase):
         except KeyNotFound:
             pass
         retries = [e for c in children for e in events(c) if e["event"].endswith("retry")]
-        print(f"\n{total} acquisitions, {KILLS} kills, {elapsed:.1f}s, {len(retries)} retries")
+        warnings = [e for c in children for e in events(c) if e["event"] == "log"]
+        print(
+            f"\n{total} acquisitions, leader killed at counter {killed_at}, {elapsed:.1f}s, "
+            f"{len(retries)} counter retries, {len(warnings)} client/recipe warnings"
+        )
+        for warning in warnings[:10]:
+            print(" ", warning["text"][:160])
 
     async def test_non_blocking_and_timeout_leave_no_key(self) -> None:
         """Failed non-blocking and timed-out acquires leave only the holder's key in etcd."""
