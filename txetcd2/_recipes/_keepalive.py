@@ -6,6 +6,7 @@ knowing when it can no longer be trusted to exist.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -13,7 +14,10 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2 import EtcdClient, EtcdError, EventIndexCleared, KeyNotFound
+from txetcd2.errors import EtcdError, EventIndexCleared, KeyNotFound
+
+if TYPE_CHECKING:
+    from txetcd2.client import EtcdClient
 
 
 class KeepAlive:

@@ -6,13 +6,16 @@ What the recipes share: argument checks, the clock, named callbacks and the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2 import EtcdClient, EtcdOutcomeUnknown, KeyNotFound, TestFailed
+from txetcd2.errors import EtcdOutcomeUnknown, KeyNotFound, TestFailed
+
+if TYPE_CHECKING:
+    from txetcd2.client import EtcdClient
 
 
 def clock_of(client: EtcdClient, clock: IReactorTime | None = None) -> IReactorTime:
@@ -24,12 +27,17 @@ def clock_of(client: EtcdClient, clock: IReactorTime | None = None) -> IReactorT
     :returns: the clock.
     :raises TypeError: if ``client`` is not an :class:`EtcdClient`.
     """
-    if not isinstance(client, EtcdClient):
+    if not all(callable(getattr(client, name, None)) for name in _CLIENT_METHODS):
         raise TypeError(f"client must be an EtcdClient, not {type(client).__name__}")
     if clock is not None:
         return clock
     found: IReactorTime = client._reactor  # the one place a recipe reads a private name
     return found
+
+
+#: What the recipes call on a client (checked by duck typing, so that this
+#: layer needs no import of the client module at run time).
+_CLIENT_METHODS = ("append", "get", "create", "set", "refresh", "watch", "watcher")
 
 
 def check_ttl(ttl: object) -> int:

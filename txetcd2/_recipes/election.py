@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
@@ -15,15 +16,6 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2 import (
-    EtcdClient,
-    EtcdError,
-    EtcdNode,
-    EtcdOutcomeUnknown,
-    EventIndexCleared,
-    KeyNotFound,
-    NodeExist,
-)
 from txetcd2._recipes._keepalive import KeepAlive
 from txetcd2._recipes._shared import (
     Emitter,
@@ -33,6 +25,11 @@ from txetcd2._recipes._shared import (
     clock_of,
     delete_if_ours,
 )
+from txetcd2.errors import EtcdError, EtcdOutcomeUnknown, EventIndexCleared, KeyNotFound, NodeExist
+from txetcd2.models import EtcdNode
+
+if TYPE_CHECKING:
+    from txetcd2.client import EtcdClient
 
 #: Where elections keep their keys, unless told otherwise.
 ELECTION_PREFIX = "/_txetcd2/elections"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
@@ -16,17 +16,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from txetcd2 import (
-    EtcdClient,
-    EtcdError,
-    EtcdNode,
-    EtcdOutcomeUnknown,
-    EtcdResponse,
-    EventIndexCleared,
-    KeyNotFound,
-)
 from txetcd2._recipes._keepalive import KeepAlive
 from txetcd2._recipes._shared import check_name, check_prefix, check_ttl, clock_of, delete_if_ours
+from txetcd2.errors import EtcdError, EtcdOutcomeUnknown, EventIndexCleared, KeyNotFound
+from txetcd2.models import EtcdNode, EtcdResponse
+
+if TYPE_CHECKING:
+    from txetcd2.client import EtcdClient
 
 #: Where locks keep their queues, unless told otherwise.
 LOCK_PREFIX = "/_txetcd2/locks"

@@ -6,6 +6,7 @@ one watcher.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -14,8 +15,13 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2 import EtcdClient, EtcdError, EtcdNode, EtcdResponse, KeyNotFound, Watcher
 from txetcd2._recipes._shared import Emitter, check_prefix, clock_of
+from txetcd2.errors import EtcdError, KeyNotFound
+from txetcd2.models import EtcdNode, EtcdResponse
+
+if TYPE_CHECKING:
+    from txetcd2.client import EtcdClient
+    from txetcd2.watch import Watcher
 
 #: The events of :meth:`Mirror.on`.
 MIRROR_EVENTS = ("change",)

@@ -6,6 +6,7 @@ again when it expired, deleted on stop.
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
@@ -14,8 +15,11 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2 import EtcdClient, EtcdError, KeyNotFound, TestFailed
 from txetcd2._recipes._shared import check_ttl, clock_of
+from txetcd2.errors import EtcdError, KeyNotFound, TestFailed
+
+if TYPE_CHECKING:
+    from txetcd2.client import EtcdClient
 
 
 class ServiceRegistration(Service):
