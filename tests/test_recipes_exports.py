@@ -37,4 +37,5 @@ class RecipeExportTests(SynchronousTestCase):
         self.assertTrue(issubclass(recipes.LockNotAcquired, EtcdError))
         self.assertTrue(IService.implementedBy(recipes.LeaderElection))
         self.assertTrue(IService.implementedBy(recipes.ServiceRegistration))
-        self.assertEqual(str(recipes.LockNotAcquired("/l", "busy")), "lock /l not acquired: busy")
+        message = str(recipes.LockNotAcquired("/l", "busy"))
+        self.assertTrue(message.startswith("lock /l not acquired: busy. Try again later"), message)

@@ -141,7 +141,9 @@ class MirrorTests(RecipeTestCase):
         self.assertEqual(dict(mirror), {"/config/a": "1"})
 
     def test_bad_prefix(self) -> None:
-        """A bad prefix raises ValueError before any request."""
+        """A bad prefix or idle timeout raises ValueError before any request."""
         with self.assertRaises(ValueError):
             Mirror(self.client(), "/")
+        with self.assertRaises(ValueError):
+            Mirror(self.client(), "/config", idle_timeout=0)
         self.assertEqual(self.etcd.requests, [])

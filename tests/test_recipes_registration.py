@@ -90,5 +90,7 @@ class RegistrationTests(RecipeTestCase):
         with self.assertRaises(ValueError):
             ServiceRegistration(client, "/", "up")
         with self.assertRaises(ValueError):
+            ServiceRegistration(client, "/a/../b", "up")
+        with self.assertRaises(ValueError):
             ServiceRegistration(client, KEY, "up", ttl=0)
         self.assertEqual(self.etcd.requests, [])

@@ -72,6 +72,21 @@ def check_name(name: object, what: str = "name") -> str:
     return stripped
 
 
+def check_seconds(value: object, what: str, zero_ok: bool = False) -> float:
+    """
+    Check a duration in seconds.
+
+    :returns: it, as a float.
+    :raises TypeError: if it is not a number.
+    :raises ValueError: if it is negative (or zero, unless ``zero_ok``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise ValueError(f"{what} must be more than 0 seconds, not {value!r}")
+    return float(value)
+
+
 def check_prefix(prefix: object) -> str:
     """
     Check a directory prefix such as ``"/_txetcd2/locks"``.

@@ -21,6 +21,7 @@ from txetcd2._recipes._shared import (
     Emitter,
     check_name,
     check_prefix,
+    check_seconds,
     check_ttl,
     clock_of,
     delete_if_ours,
@@ -87,7 +88,7 @@ class LeaderElection(Service):
             raise ValueError("identity must not be empty")
         self._identity = identity
         self._ttl = check_ttl(ttl)
-        self._holdoff = float(resign_holdoff)
+        self._holdoff = check_seconds(resign_holdoff, "resign_holdoff", zero_ok=True)
         self._events = Emitter(ELECTION_EVENTS, f"election {self._key}")
         self._loop: Deferred[None] | None = None
         self._keepalive: KeepAlive | None = None

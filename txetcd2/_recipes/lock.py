@@ -17,7 +17,14 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from txetcd2._recipes._keepalive import KeepAlive
-from txetcd2._recipes._shared import check_name, check_prefix, check_ttl, clock_of, delete_if_ours
+from txetcd2._recipes._shared import (
+    check_name,
+    check_prefix,
+    check_seconds,
+    check_ttl,
+    clock_of,
+    delete_if_ours,
+)
 from txetcd2.errors import EtcdError, EtcdOutcomeUnknown, EventIndexCleared, KeyNotFound
 from txetcd2.models import EtcdNode, EtcdResponse
 
@@ -42,7 +49,10 @@ class LockNotAcquired(EtcdError):
     reason: str
 
     def __str__(self) -> str:
-        return f"lock {self.name} not acquired: {self.reason}"
+        return (
+            f"lock {self.name} not acquired: {self.reason}. Try again later, or wait "
+            "longer (a larger timeout, or blocking=True)"
+        )
 
 
 @attrs.define
@@ -160,10 +170,7 @@ class Lock:
         :raises RuntimeError: if this object holds or is acquiring the lock.
         """
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-                raise TypeError(f"timeout must be a number, not {type(timeout).__name__}")
-            if not timeout > 0:
-                raise ValueError(f"timeout must be more than 0 seconds, not {timeout!r}")
+            check_seconds(timeout, "timeout")
         if not isinstance(blocking, bool):
             raise TypeError(f"blocking must be a bool, not {type(blocking).__name__}")
         if self._held or self._attempt is not None:
@@ -348,7 +355,17 @@ class Lock:
         self._held = False
         self.log.warn("lock {name} lost ({why})", name=self._dir, why=why)
         if place is not None and why != "missing":
-            Deferred.fromCoroutine(self._delete(place)).addErrback(lambda f: None)
+            # Tidy up, in case the key outlived the renewals after all.
+            deleting = Deferred.fromCoroutine(self._delete(place))
+            deleting.addErrback(
+                lambda f: self.log.warn(
+                    "lock {name}: could not delete {key} ({error}); it expires within {ttl}s",
+                    name=self._dir,
+                    key=place.key,
+                    error=f.getErrorMessage(),
+                    ttl=self._ttl,
+                )
+            )
         self._lost.callback(why)
 
     async def _give_up(self) -> None:

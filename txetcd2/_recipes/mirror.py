@@ -15,7 +15,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2._recipes._shared import Emitter, check_prefix, clock_of
+from txetcd2._recipes._shared import Emitter, check_prefix, check_seconds, clock_of
 from txetcd2.errors import EtcdError, KeyNotFound
 from txetcd2.models import EtcdNode, EtcdResponse
 
@@ -48,6 +48,10 @@ class Mirror(Mapping[str, str]):
     :param prefix: the directory to mirror, e.g. ``"/config"``.
     :param clock: the clock of every timer (default: the client's reactor).
     :param idle_timeout: the watcher's ``idle_timeout``.
+
+    :ivar ready: fires once the first read is applied (never, if
+        :meth:`stop` comes first).
+    :ivar resyncs: how many times the tree was read again after lost history.
     """
 
     log = Logger()
@@ -63,7 +67,7 @@ class Mirror(Mapping[str, str]):
         self._clock = clock_of(client, clock)
         self._client = client
         self._prefix = check_prefix(prefix)
-        self._idle_timeout = idle_timeout
+        self._idle_timeout = check_seconds(idle_timeout, "idle_timeout")
         self._data: dict[str, str] = {}
         self._events = Emitter(MIRROR_EVENTS, f"mirror {self._prefix}")
         self._watcher: Watcher | None = None

@@ -15,7 +15,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2._recipes._shared import check_ttl, clock_of
+from txetcd2._recipes._shared import check_name, check_ttl, clock_of
 from txetcd2.errors import EtcdError, KeyNotFound, TestFailed
 
 if TYPE_CHECKING:
@@ -54,10 +54,7 @@ class ServiceRegistration(Service):
     ) -> None:
         self._clock = clock_of(client, clock)
         self._client = client
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, not {type(key).__name__}")
-        if not key.strip("/"):
-            raise ValueError(f"key must name a key below the root, not {key!r}")
+        key = "/" + check_name(key, "key")
         if not isinstance(value, str):
             raise TypeError(f"value must be a str, not {type(value).__name__}")
         self._key = key
