@@ -48,6 +48,11 @@ class LockTests(TestCase):
         self.addCleanup(client.close)
         return client
 
+    def client_for(self, urls: list[str]) -> EtcdClient:
+        client = EtcdClient(urls, reactor=reactor, timeout=3.0)
+        self.addCleanup(client.close)
+        return client
+
     async def counter(self, client: EtcdClient) -> int:
         try:
             return int((await client.get("/recipes/counter", quorum=True)).node.value or "0")
@@ -158,3 +163,39 @@ class LockTests(TestCase):
         self.assertEqual(why, "missing")
         self.assertLess(reactor.seconds() - started, 2.0)
         self.assertFalse(lock.held)
+
+    async def test_lost_before_the_next_holder(self) -> None:
+        """
+        A holder whose only member is paused learns ``lost`` within ``ttl``
+        of the pause, before a waiter on the other members gets the lock.
+        """
+        cluster = await self.cluster()
+        leader = await cluster.wait_for_leader(timeout=60.0)
+        member = next(m for m in cluster.members if m is not leader)
+        others = [u for u in cluster.client_urls if u != member.client_url]
+        cut_off = EtcdClient([member.client_url], reactor=reactor, timeout=1.0, max_retries=0)
+        self.addCleanup(cut_off.close)
+        ttl = 4
+        holder = Lock(cut_off, "pause", ttl=ttl)
+        waiter = Lock(self.client_for(others), "pause", ttl=ttl)
+        token = await holder.acquire()
+        lost_at: list[float] = []
+        holder.lost.addCallback(lambda why: lost_at.append(reactor.seconds()))
+        waiting = waiter.acquire(timeout=30)
+        await deferLater(reactor, 1.0)
+        await member.pause()
+        self.addCleanup(lambda: member.resume() if member.paused else None)
+        paused_at = reactor.seconds()
+        second = await waiting
+        acquired_at = reactor.seconds()
+        await member.resume()
+        self.assertEqual(len(lost_at), 1)
+        self.assertLessEqual(lost_at[0] - paused_at, ttl + 0.1)
+        self.assertLess(lost_at[0], acquired_at)
+        self.assertGreater(second, token)
+        self.assertFalse(holder.held)
+        await waiter.release()
+        print(
+            f"\nlost {lost_at[0] - paused_at:.2f}s after the pause, next holder "
+            f"{acquired_at - lost_at[0]:.2f}s after that (ttl {ttl}s)"
+        )

@@ -11,13 +11,13 @@ import time
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults, succeed
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.integration._processes import Child, spawn, wait_ended, wait_until
 from txetcd2 import EtcdClient, KeyNotFound
-from txetcd2.recipes import ELECTION_PREFIX, Mirror, ServiceRegistration
+from txetcd2.recipes import ELECTION_PREFIX, LeaderElection, Mirror, ServiceRegistration
 from txetcd2.testing import EtcdCluster, EtcdMember, start_etcd
 
 #: The candidates' TTL in the election test.
@@ -133,6 +133,45 @@ class RecipeServiceTests(TestCase):
             await client.get(f"{ELECTION_PREFIX}/boss", quorum=True)
         total = reactor.seconds() - killed_at
         print(f"\nre-elected {took:.2f}s after kill -9 (ttl {TTL}s); test part {total:.1f}s")
+
+    async def test_leader_deposed_when_cut_off(self) -> None:
+        """
+        A leader whose only member is paused is deposed within ``ttl`` of the
+        pause, before the candidate on the other members is elected.
+        """
+        cluster = await self.cluster()
+        member = await self.follower(cluster)
+        others = [u for u in cluster.client_urls if u != member.client_url]
+        log: list[tuple[float, str, str]] = []
+        ttl = 4
+
+        def candidate(identity: str, client: EtcdClient) -> LeaderElection:
+            election = LeaderElection(client, "cut", identity, ttl=ttl)
+            election.on("elected", lambda _: log.append((reactor.seconds(), identity, "elected")))
+            election.on("deposed", lambda _: log.append((reactor.seconds(), identity, "deposed")))
+            election.startService()
+            self.addCleanup(election.stopService)
+            return election
+
+        first = candidate("first", self.client([member.client_url], timeout=1.0, max_retries=0))
+        await poll(lambda: succeed(first.is_leader), "a first leader", 10)
+        candidate("second", self.client(others, timeout=3.0))
+        await deferLater(reactor, 1.0)
+        await member.pause()
+        self.addCleanup(lambda: member.resume() if member.paused else None)
+        paused_at = reactor.seconds()
+        await poll(lambda: succeed(len(log) >= 3), "a second leader", 2 * ttl)
+        await member.resume()
+        self.assertEqual(
+            [(who, what) for _, who, what in log[:3]],
+            [("first", "elected"), ("first", "deposed"), ("second", "elected")],
+        )
+        deposed_after = log[1][0] - paused_at
+        self.assertLessEqual(deposed_after, ttl + 0.1)
+        print(
+            f"\ndeposed {deposed_after:.2f}s after the pause, other elected "
+            f"{log[2][0] - log[1][0]:.2f}s later (ttl {ttl}s)"
+        )
 
     async def test_registration_comes_back_after_black_hole(self) -> None:
         """
