@@ -142,6 +142,16 @@ class ElectionTests(RecipeTestCase):
         [leader] = [e for e in (a, b) if e.is_leader]
         self.assertEqual(self.etcd.values[KEY][0], leader.identity)
 
+    def test_key_replaced(self) -> None:
+        """When someone else sets the key, the leader is deposed at once (its watch sees it)."""
+        a = self.candidate("a")
+        self.etcd.set(KEY, "intruder")
+        self.settle()
+        self.assertEqual(self.kinds(), [("a", "elected"), ("a", "deposed")])
+        self.assertEqual(self.log[1][3], "missing")
+        self.assertFalse(a.is_leader)
+        self.assertEqual(self.result(a.leader()), "intruder")
+
     def test_leader_none(self) -> None:
         """``leader()`` fires with None when nobody leads."""
         election = LeaderElection(self.client(), "boss", "a")
