@@ -152,6 +152,19 @@ class ElectionTests(RecipeTestCase):
         self.assertFalse(a.is_leader)
         self.assertEqual(self.result(a.leader()), "intruder")
 
+    def test_callbacks_without_arguments(self) -> None:
+        """A callback taking no argument is called without one; one that raises is logged."""
+        calls: list[str] = []
+        election = LeaderElection(self.client(), "boss", "a")
+        election.on("elected", lambda: calls.append("elected"))
+        election.on("elected", lambda token: calls.append(f"token {token}"))
+        election.on("elected", lambda token: 1 / 0)
+        election.startService()
+        self.stops.append(election.stopService)
+        self.settle()
+        self.assertEqual(calls, ["elected", f"token {self.etcd.values[KEY][1]}"])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
     def test_leader_none(self) -> None:
         """``leader()`` fires with None when nobody leads."""
         election = LeaderElection(self.client(), "boss", "a")

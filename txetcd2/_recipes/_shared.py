@@ -5,6 +5,7 @@ What the recipes share: argument checks, the clock, named callbacks and the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -137,15 +138,36 @@ class Emitter:
 
     def emit(self, name: str, *args: Any) -> None:
         """
-        Call the callbacks of ``name`` with ``args``.
+        Call the callbacks of ``name`` with ``args`` (or with no argument, for
+        a callback that takes none).
         """
         for callback in list(self._callbacks.get(name, ())):
             try:
-                callback(*args)
+                callback(*args) if _takes(callback, len(args)) else callback()
             except Exception:
                 self.log.failure(
                     "{owner}: a {name!r} callback raised", Failure(), owner=self._owner, name=name
                 )
+
+
+def _takes(callback: Callable[..., object], count: int) -> bool:
+    """
+    Whether ``callback`` can be called with ``count`` positional arguments
+    (``True`` when its signature cannot be read).
+    """
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):
+        return True
+    try:
+        signature.bind(*range(count))
+    except TypeError:
+        try:
+            signature.bind()
+        except TypeError:
+            return True  # neither fits: call with the arguments, and report the error
+        return False
+    return True
 
 
 async def delete_if_ours(

@@ -125,7 +125,8 @@ class LeaderElection(Service):
 
     def on(self, name: str, callback: Callable[..., object]) -> None:
         """
-        Call ``callback`` on ``"elected"`` (with the token) or ``"deposed"`` (with the reason).
+        Call ``callback`` on ``"elected"`` (with the token) or ``"deposed"``
+        (with the reason); a callback taking no argument is called without.
 
         :raises ValueError: for an unknown name.
         """
