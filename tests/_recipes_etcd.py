@@ -115,6 +115,8 @@ class WritableEtcd(EtcdResource):
             if old is None:
                 if not any(k.startswith(key + "/") for k in self.values):
                     raise _Refused(404, 100, "Key not found")
+                if args.get("recursive") != "true":
+                    raise _Refused(403, 108, "Directory not empty")
                 return 200, self._remove(key, "delete")
             action = "compareAndDelete" if "prevIndex" in args or "prevValue" in args else "delete"
             return 200, self._remove(key, action)

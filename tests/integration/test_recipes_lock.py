@@ -116,11 +116,8 @@ class LockTests(TestCase):
         self.assertEqual([e["seen"] for e in by_counter], list(range(total)))
         tokens = [e["token"] for e in by_counter]
         self.assertEqual(tokens, sorted(set(tokens)), "tokens are not strictly increasing")
-        try:
-            queue = await client.get(f"{LOCK_PREFIX}/mutex", quorum=True)
-            self.assertEqual(list(queue.node.nodes), [])
-        except KeyNotFound:
-            pass
+        with self.assertRaises(KeyNotFound):  # no key, not even the empty queue directory
+            await client.get(f"{LOCK_PREFIX}/mutex", quorum=True)
         retries = [e for c in children for e in events(c) if e["event"].endswith("retry")]
         warnings = [e for c in children for e in events(c) if e["event"] == "log"]
         print(
@@ -148,8 +145,8 @@ class LockTests(TestCase):
         await holder.release()
         self.assertGreater(await waiting, token)
         await other.release()
-        queue = await self.client(cluster).get(f"{LOCK_PREFIX}/solo", quorum=True)
-        self.assertEqual(list(queue.node.nodes), [])
+        with self.assertRaises(KeyNotFound):
+            await self.client(cluster).get(f"{LOCK_PREFIX}/solo", quorum=True)
 
     async def test_lost_when_key_deleted(self) -> None:
         """Against real etcd, deleting the holder's key fires ``lost`` within ttl/3."""

@@ -25,7 +25,13 @@ from txetcd2._recipes._shared import (
     clock_of,
     delete_if_ours,
 )
-from txetcd2.errors import EtcdError, EtcdOutcomeUnknown, EventIndexCleared, KeyNotFound
+from txetcd2.errors import (
+    DirNotEmpty,
+    EtcdError,
+    EtcdOutcomeUnknown,
+    EventIndexCleared,
+    KeyNotFound,
+)
 from txetcd2.models import EtcdNode, EtcdResponse
 
 if TYPE_CHECKING:
@@ -414,3 +420,19 @@ class Lock:
         self._forget()
         await self._delete(place)
         self.log.info("lock {name} released, token {token}", name=self._dir, token=self._token)
+        await self._remove_empty_queue()
+
+    async def _remove_empty_queue(self) -> None:
+        """
+        Remove the queue's directory if nobody waits (etcd keeps empty
+        directories). Safe against a concurrent append: raft orders the two,
+        and an append after the removal creates the directory again.
+        """
+        try:
+            await self._client.rmdir(self._dir)
+        except (DirNotEmpty, KeyNotFound):
+            pass
+        except EtcdError as e:
+            self.log.info(
+                "lock {name}: the empty queue stays ({error})", name=self._dir, error=str(e)
+            )
