@@ -216,7 +216,7 @@ class RecipeServiceTests(TestCase):
 
     async def test_mirror_equal_after_cut_stream(self) -> None:
         """
-        2,000 writes, 1,200 of them while the mirror's only member is down:
+        2,000 writes, 1,300 of them while the mirror's only member is down:
         the mirror ends equal to a quorum read (via a resync).
         """
         cluster = await self.cluster()
@@ -252,14 +252,14 @@ class RecipeServiceTests(TestCase):
                 return {}
             return response.node.leaves()
 
-        await writes(range(0, 500))
+        await writes(range(0, 400))
 
         async def caught_up() -> bool:
             return dict(mirror) == await expected()
 
-        await poll(caught_up, "the mirror following the first 500 writes", 30)
+        await poll(caught_up, "the mirror following the first 400 writes", 30)
         await member.kill()
-        await writes(range(500, 1700))
+        await writes(range(400, 1700))
         await member.start(timeout=60.0)
         await writes(range(1700, 2000))
         took = await poll(caught_up, "the mirror equal to a quorum read", 60)
