@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.internet.defer import CancelledError, Deferred
 
 from tests._recipes_case import RecipeTestCase
-from txetcd2 import EtcdError
+from txetcd2 import EtcdError, Unauthorized
 from txetcd2.recipes import Lock, LockNotAcquired
 
 QUEUE = "/_txetcd2/locks/job"
@@ -197,6 +197,27 @@ class LockTests(RecipeTestCase):
         self.settle()
         self.failureResultOf(acquiring, CancelledError)
         self.assertEqual(self.etcd.keys_below(QUEUE), [])
+
+    def test_transient_read_failure_retried(self) -> None:
+        """A failed read of the queue (raft error) is retried a second later."""
+        lock = self.lock()
+        self.etcd.failures.append((500, {"errorCode": 300, "message": "Raft Internal Error"}))
+        acquiring = lock.acquire()
+        self.settle()
+        self.assertNoResult(acquiring)
+        self.advance(1)
+        self.successResultOf(acquiring)
+
+    def test_configuration_error_fails_acquire(self) -> None:
+        """An error that retrying cannot fix (no permission) fails the acquire at once."""
+        lock = self.lock()
+        denied = {"errorCode": 110, "message": "The request requires user authentication"}
+        self.etcd.write_failures.append((401, denied))
+        acquiring = lock.acquire()
+        self.settle()
+        self.failureResultOf(acquiring, Unauthorized)
+        self.assertEqual(self.etcd.keys_below(QUEUE), [])
+        self.assertFalse(lock.held)
 
     def test_twenty_digit_keys(self) -> None:
         """In-order keys of 20 digits order by index across a change of digit count (#123)."""

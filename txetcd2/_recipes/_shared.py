@@ -13,7 +13,16 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txetcd2.errors import EtcdOutcomeUnknown, KeyNotFound, TestFailed
+from txetcd2.errors import (
+    EtcdConnectionError,
+    EtcdError,
+    EtcdOutcomeUnknown,
+    EtcdRaftError,
+    EtcdStaleAnswer,
+    EtcdTLSError,
+    KeyNotFound,
+    TestFailed,
+)
 
 if TYPE_CHECKING:
     from txetcd2.client import EtcdClient
@@ -39,6 +48,19 @@ def clock_of(client: EtcdClient, clock: IReactorTime | None = None) -> IReactorT
 #: What the recipes call on a client (checked by duck typing, so that this
 #: layer needs no import of the client module at run time).
 _CLIENT_METHODS = ("append", "get", "create", "set", "refresh", "watch", "watcher")
+
+
+def transient(error: EtcdError) -> bool:
+    """
+    Whether an error may go away by itself (a member down or slow, an
+    election, a lost answer), as opposed to a configuration or usage error
+    (TLS, auth, v2 disabled, a key that is not a directory...).
+    """
+    if isinstance(error, EtcdTLSError):
+        return False
+    return isinstance(
+        error, EtcdConnectionError | EtcdRaftError | EtcdOutcomeUnknown | EtcdStaleAnswer
+    )
 
 
 def check_ttl(ttl: object) -> int:

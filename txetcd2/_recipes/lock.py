@@ -24,6 +24,7 @@ from txetcd2._recipes._shared import (
     check_ttl,
     clock_of,
     delete_if_ours,
+    transient,
 )
 from txetcd2.errors import (
     DirNotEmpty,
@@ -266,10 +267,16 @@ class Lock:
                     name=self._dir,
                     error=str(e),
                 )
-                mine = [n for n in (await self._queue()).node.nodes if n.value == self._owner]
+                queue = await self._read_queue()
+                mine = [n for n in queue.node.nodes if n.value == self._owner]
                 if not mine:
                     continue
                 node = min(mine, key=_sequence)
+            except EtcdError as e:
+                if not transient(e):
+                    raise
+                await self._pause(e)  # not sent (the client says so): append again
+                continue
             else:
                 node = response.node
             self._appending = False
@@ -282,6 +289,18 @@ class Lock:
         except KeyNotFound as e:
             return EtcdResponse("get", EtcdNode(key=self._dir, dir=True), etcd_index=e.index)
 
+    async def _read_queue(self) -> EtcdResponse:
+        """
+        Read the queue, retrying every second while etcd cannot answer.
+        """
+        while True:
+            try:
+                return await self._queue()
+            except EtcdError as e:
+                if not transient(e):
+                    raise
+                await self._pause(e)
+
     async def _wait_turn(self, blocking: bool) -> bool:
         """
         Read the queue once; return whether this attempt is first, or wait
@@ -291,19 +310,20 @@ class Lock:
         """
         place = self._place
         assert place is not None
-        try:
-            queue = await self._queue()
-        except EtcdError as e:
-            await self._pause(e)
-            return False
+        queue = await self._read_queue()
         keys = sorted((n for n in queue.node.nodes if not n.dir), key=_sequence)
         strays = [n for n in keys if n.value == self._owner and n.key != place.key]
         for stray in strays:
             # A key of ours whose append looked failed but was applied after all.
             self.log.info("lock {name}: deleting stray key {key}", name=self._dir, key=stray.key)
-            await delete_if_ours(
-                self._client, stray.key, stray.created_index, stray.modified_index
-            )
+            try:
+                await delete_if_ours(
+                    self._client, stray.key, stray.created_index, stray.modified_index
+                )
+            except EtcdError as e:
+                if not transient(e):
+                    raise
+                await self._pause(e)
         if strays:
             return False
         before = [n for n in keys if n.created_index < place.created]
@@ -327,6 +347,8 @@ class Lock:
         except (EventIndexCleared, TimeoutError):
             pass  # history lost, or nothing for a while: read the queue again
         except EtcdError as e:
+            if not transient(e):
+                raise
             await self._pause(e)
         return False
 
