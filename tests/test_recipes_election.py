@@ -188,6 +188,12 @@ class ElectionTests(RecipeTestCase):
         self.assertNotIn(KEY, self.etcd.values)
         self.assertEqual(self.kinds(), [])
 
+    def test_stop_when_not_started(self) -> None:
+        """Stopping a candidate that never started sends nothing."""
+        election = LeaderElection(self.client(), "boss", "a")
+        self.result(election.stopService())
+        self.assertEqual(self.etcd.requests, [])
+
     def test_bad_arguments(self) -> None:
         """Bad arguments raise TypeError or ValueError before any request."""
         client = self.client()

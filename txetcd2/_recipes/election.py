@@ -171,8 +171,9 @@ class LeaderElection(Service):
         """
         super().stopService()
         loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.cancel()
+        if loop is None:
+            return succeed(None)
+        loop.cancel()
         return Deferred.fromCoroutine(self._step_down("stopped"))
 
     def resign(self) -> Deferred[None]:
