@@ -130,6 +130,18 @@ class MirrorTests(RecipeTestCase):
         self.assertEqual(self.etcd.watches, [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_restart(self) -> None:
+        """Started again after a stop, the mirror catches up and reports what it missed."""
+        self.etcd.set("/config/a", "1")
+        mirror = self.mirror()
+        self.result(mirror.stop())
+        self.etcd.set("/config/a", "2")
+        self.etcd.set("/config/b", "3")
+        mirror.start()
+        self.settle()
+        self.assertEqual(dict(mirror), {"/config/a": "2", "/config/b": "3"})
+        self.assertEqual(self.changes[-2:], [("/config/a", "1", "2"), ("/config/b", None, "3")])
+
     def test_first_read_retried(self) -> None:
         """When the first read fails, it is retried; ``ready`` fires once it succeeded."""
         self.etcd.failures.append((500, {"errorCode": 300, "message": "Raft Internal Error"}))

@@ -121,6 +121,8 @@ class Mirror(Mapping[str, str]):
     def start(self) -> None:
         """
         Read the tree and start following it (does nothing if started).
+        Started again after :meth:`stop`, it reads the tree again and reports
+        the differences as changes.
         """
         if self._loading is not None or self._watcher is not None:
             return
@@ -180,7 +182,8 @@ class Mirror(Mapping[str, str]):
         watcher.on("change", self._changed)
         watcher.on("resync", self._resynced)
         watcher.start()
-        self.ready.callback(None)
+        if not self.ready.called:  # a restart after stop() reads again, reporting differences
+            self.ready.callback(None)
 
     def _changed(self, event: EtcdResponse) -> None:
         node = event.node
