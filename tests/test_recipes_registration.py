@@ -65,6 +65,15 @@ class RegistrationTests(RecipeTestCase):
         self.assertEqual(self.etcd.values[KEY][0], "up")
         self.assertEqual(registration.registrations, 2)
 
+    def test_overwritten_value_restored(self) -> None:
+        """A key overwritten with another value gets this value back at the next refresh."""
+        registration = self.registration(ttl=6)
+        self.etcd.set(KEY, "stale")
+        self.advance(2)
+        self.assertEqual(self.etcd.values[KEY][0], "up")
+        self.assertEqual(self.etcd.ttls[KEY], 6)
+        self.assertEqual(registration.registrations, 2)
+
     def test_stop_deletes(self) -> None:
         """Stopping deletes the key and leaves no timer."""
         registration = self.registration()

@@ -120,7 +120,16 @@ class ServiceRegistration(Service):
                     self.registrations += 1
                     self.log.info("registration {key}: registered", key=self._key)
                 else:
-                    await self._client.refresh(self._key, self._ttl, timeout=max(0.5, interval))
+                    response = await self._client.refresh(
+                        self._key, self._ttl, timeout=max(0.5, interval)
+                    )
+                    if response.node.value != self._value:
+                        self.log.warn(
+                            "registration {key}: the key holds another value; setting it",
+                            key=self._key,
+                        )
+                        missing = True
+                        continue
             except KeyNotFound:
                 self.log.warn("registration {key}: the key expired; setting it", key=self._key)
                 self._registered = False
