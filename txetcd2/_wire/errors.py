@@ -341,6 +341,19 @@ class ClusterUnavailable(EtcdConnectionError):
         return f"no etcd member answered ({describe_errors(self.errors)})"
 
 
+class ClientClosed(EtcdError):
+    """
+    A call was made on an :class:`~txetcd2.EtcdClient` (or a watcher was
+    started from one) after its ``close()``.
+    """
+
+    def __str__(self) -> str:
+        return (
+            "this EtcdClient is closed: its calls and watchers stopped with close(); "
+            "create a new EtcdClient"
+        )
+
+
 @attrs.frozen(auto_exc=True, eq=False)
 class EtcdV2Disabled(EtcdError):
     """

@@ -150,13 +150,19 @@ def decode_node(doc: Any) -> EtcdNode:
     )
 
 
-def _header_int(value: str | None) -> int | None:
-    if value is None:
+def header_int(headers: Mapping[str, str], name: str) -> int | None:
+    """
+    Read one of etcd's numeric headers: the one parser of ``X-Etcd-Index``,
+    ``X-Raft-Index`` and ``X-Raft-Term``.
+
+    :param headers: etcd's headers, by lower-case name.
+    :param name: the lower-case header name.
+    :returns: the value, or ``None`` when absent or not a non-negative integer.
+    """
+    value = headers.get(name)
+    if value is None or not value.isdigit():
         return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
+    return int(value)
 
 
 def decode_event(doc: Any, headers: Mapping[str, str]) -> EtcdResponse:
@@ -175,9 +181,9 @@ def decode_event(doc: Any, headers: Mapping[str, str]) -> EtcdResponse:
         action=doc["action"],
         node=decode_node(doc.get("node")),
         prev_node=decode_node(prev) if prev is not None else None,
-        etcd_index=_header_int(headers.get("x-etcd-index")) or 0,
-        raft_index=_header_int(headers.get("x-raft-index")),
-        raft_term=_header_int(headers.get("x-raft-term")),
+        etcd_index=header_int(headers, "x-etcd-index") or 0,
+        raft_index=header_int(headers, "x-raft-index"),
+        raft_term=header_int(headers, "x-raft-term"),
         cluster_id=headers.get("x-etcd-cluster-id"),
     )
 
