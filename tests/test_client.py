@@ -267,7 +267,7 @@ class ValidationTests(ClientTestCase):
         """
         Endpoints must be http(s) base URLs without credentials.
         """
-        bad: list[Any] = ["ftp://h:1", "h:1", "http://u:p@h:1", "http://h:1/v2", []]
+        bad: list[Any] = ["ftp://h:1", "http://u:p@h:1", "http://h:1/v2", []]
         for endpoints in bad:
             self.assertRaises(ValueError, EtcdClient, endpoints, reactor=self.clock)
         self.assertEqual(

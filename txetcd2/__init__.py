@@ -53,6 +53,7 @@ from txetcd2.errors import (
     TestFailed,
     TTLNaN,
     Unauthorized,
+    ValueNotJSON,
     ValueRequired,
     WatcherCleared,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "TestFailed",
     "Unauthorized",
     "User",
+    "ValueNotJSON",
     "ValueRequired",
     "WatchHub",
     "Watcher",

@@ -18,7 +18,7 @@ from twisted.web.iweb import IAgent
 
 from txetcd2._api import admin as _admin
 from txetcd2._api.auth import AuthAPI
-from txetcd2._api.keys import KeySpace
+from txetcd2._api.keyspace import KeySpace
 from txetcd2._api.status import ClusterStatus, cluster_status
 from txetcd2._reactor import default_reactor
 from txetcd2._session.discovery import MemberSync, default_resolver, endpoints_from_srv
@@ -133,7 +133,9 @@ class EtcdClient(KeySpace, Service):
         )
         KeySpace.__init__(self, session, watch_timeout)
         self.auth = AuthAPI(session)
-        self._sync = MemberSync(session, sync_interval, flag(prefer_leader) == "true")
+        self._sync = MemberSync(
+            session, sync_interval, flag(prefer_leader, "prefer_leader") == "true"
+        )
         # What the watchers read until they take the session (txetcd2._watch).
         self._reactor = reactor
         self._timeout = seconds

@@ -58,6 +58,7 @@ from txetcd2._wire.errors import (
     TestFailed,
     TTLNaN,
     Unauthorized,
+    ValueNotJSON,
     ValueRequired,
     WatcherCleared,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "TTLNaN",
     "TestFailed",
     "Unauthorized",
+    "ValueNotJSON",
     "ValueRequired",
     "WatcherCleared",
 ]

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from txetcd2._api.missing import MISSING
 from txetcd2._session.session import Request, Session
 from txetcd2._transport.deadline import Deadline
 from txetcd2._wire.answers import RawResponse, error_for
@@ -20,6 +21,7 @@ from txetcd2._wire.keys import (
     canonical_path,
     check_duration,
     check_index,
+    check_int,
     check_prev_value,
     check_request_line,
     check_seconds,
@@ -34,17 +36,14 @@ from txetcd2._wire.models import DecodeError, EtcdResponse, decode_response, hea
 _T = TypeVar("_T")
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING: Any = _Missing()
-
-
 def _add_flag(query: Query, name: str, value: bool) -> None:
-    if flag(value) == "true":
+    if flag(value, name) == "true":
         query.append((name, "true"))
+
+
+def _add_quiet(query: Query, no_value_on_success: bool) -> None:
+    if flag(no_value_on_success, "no_value_on_success") == "true":
+        query.append(("noValueOnSuccess", "true"))
 
 
 def _add_compare(query: Query, prev_value: str | None, prev_index: int | None) -> None:
@@ -56,6 +55,11 @@ def _add_compare(query: Query, prev_value: str | None, prev_index: int | None) -
 
 #: Values a form carries as they are (``urlencode`` leaves them unchanged).
 _FORM_SAFE = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
+def _value_form(value: str, ttl: int | None) -> bytes:
+    # A write's form: the value is required (None is a TypeError, never "").
+    return _form(check_value(value), ttl)
 
 
 def _form(value: str | None = None, ttl: int | None = None, refresh: bool = False) -> bytes:
@@ -73,11 +77,13 @@ def _form(value: str | None = None, ttl: int | None = None, refresh: bool = Fals
     return urlencode(fields).encode("ascii")
 
 
-def decode(raw: RawResponse) -> EtcdResponse:
+def decode(raw: RawResponse, key: str = "/") -> EtcdResponse:
     """
     Turn a key-space answer into a response, or raise the error it carries.
 
     :param raw: the answer.
+    :param key: the key asked about: the node of an answer shrunk by
+        ``noValueOnSuccess`` (``{"action": ...}`` only).
     :returns: the response, for a 200 or 201.
     :raises EtcdError: the typed error for anything else, and
         :class:`EtcdProtocolError` for an answer etcd never sends (no JSON, no
@@ -90,15 +96,31 @@ def decode(raw: RawResponse) -> EtcdResponse:
             raw.endpoint, raw.status, "a key-space answer without X-Etcd-Index", raw.body
         )
     try:
-        return decode_response(raw.body, raw.headers)
+        return decode_response(raw.body, raw.headers, key)
     except DecodeError as e:
         raise EtcdProtocolError(raw.endpoint, raw.status, str(e), raw.body) from None
 
 
-class KeySpace:
+def check_retries(max_retries: int | None) -> int | None:
+    """
+    Check a call's ``max_retries=``.
+
+    :param max_retries: back-offs allowed for this call; ``None`` for the client's.
+    :returns: the value.
+    :raises TypeError: if it is not an ``int``.
+    :raises ValueError: if it is negative.
+    """
+    return None if max_retries is None else check_int(max_retries, "max_retries", 0)
+
+
+class KeyCalls:
     """
     etcd's v2 key space over a session: every call checks its arguments
     before any I/O and returns a cancellable Deferred.
+
+    Every call takes ``timeout=`` (the deadline of the whole call, default:
+    the client's) and ``max_retries=`` (how many back-offs this call may
+    take, default: the client's).
 
     :param session: the session every request goes through.
     :param watch_timeout: how long one long-poll of :meth:`watch` waits
@@ -119,15 +141,19 @@ class KeySpace:
         form: bytes | None = None,
         idempotent: bool = True,
         timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> Deferred[EtcdResponse]:
         canonical = normalize_key(key)
         target = check_request_line(method, canonical_path(canonical), query)
         request = Request(method, target, canonical, idempotent, form, keyspace=True)
         deadline = self._session.deadline(check_seconds(timeout))
-        return self._session.run(self._keys_call(request, deadline))
+        retries = check_retries(max_retries)
+        return self._session.run(self._keys_call(request, deadline, retries))
 
-    async def _keys_call(self, request: Request, deadline: Deadline) -> EtcdResponse:
-        return decode(await self._session.request(request, deadline))
+    async def _keys_call(
+        self, request: Request, deadline: Deadline, max_retries: int | None = None
+    ) -> EtcdResponse:
+        return decode(await self._session.request(request, deadline, max_retries), request.what)
 
     # -- reading -------------------------------------------------------------
 
@@ -139,6 +165,7 @@ class KeySpace:
         sorted: bool = False,
         quorum: bool = False,
         timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> Deferred[EtcdResponse]:
         """
         Read a key, or list a directory.
@@ -155,18 +182,30 @@ class KeySpace:
         _add_flag(query, "recursive", recursive)
         _add_flag(query, "sorted", sorted)
         _add_flag(query, "quorum", quorum)
-        return self._keys("GET", key, query, timeout=timeout)
-
-    @overload
-    def get_value(self, key: str, *, timeout: float | None = None) -> Deferred[str]: ...
+        return self._keys("GET", key, query, timeout=timeout, max_retries=max_retries)
 
     @overload
     def get_value(
-        self, key: str, default: _T, *, timeout: float | None = None
+        self, key: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Deferred[str]: ...
+
+    @overload
+    def get_value(
+        self,
+        key: str,
+        default: _T,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> Deferred[str | _T]: ...
 
     def get_value(
-        self, key: str, default: Any = _MISSING, *, timeout: float | None = None
+        self,
+        key: str,
+        default: Any = MISSING,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> Deferred[Any]:
         """
         Read a key's value.
@@ -181,13 +220,16 @@ class KeySpace:
         target = check_request_line("GET", canonical_path(canonical), [])
         request = Request("GET", target, canonical, True, keyspace=True)
         deadline = self._session.deadline(check_seconds(timeout))
-        return self._session.run(self._get_value(request, deadline, default))
+        retries = check_retries(max_retries)
+        return self._session.run(self._get_value(request, deadline, default, retries))
 
-    async def _get_value(self, request: Request, deadline: Deadline, default: Any) -> Any:
+    async def _get_value(
+        self, request: Request, deadline: Deadline, default: Any, max_retries: int | None
+    ) -> Any:
         try:
-            response = await self._keys_call(request, deadline)
+            response = await self._keys_call(request, deadline, max_retries)
         except KeyNotFound:
-            if default is _MISSING:
+            if default is MISSING:
                 raise
             return default
         if response.node.dir:
@@ -206,6 +248,8 @@ class KeySpace:
         prev_index: int | None = None,
         prev_exist: bool | None = None,
         timeout: float | None = None,
+        max_retries: int | None = None,
+        no_value_on_success: bool = False,
     ) -> Deferred[EtcdResponse]:
         """
         Set a key's value, creating or replacing it.
@@ -218,19 +262,36 @@ class KeySpace:
         :param prev_index: only if the key was last modified at this index.
         :param prev_exist: only if the key exists (``True``) or does not
             (``False``).
+        :param no_value_on_success: ask etcd to answer only ``{"action": ...}``
+            (its ``noValueOnSuccess``), saving the echo of a large value; the
+            response's node then has only the key and its ``modified_index``.
         :returns: a Deferred firing with the response.
         """
         query: Query = []
         _add_compare(query, prev_value, prev_index)
         if prev_exist is not None:
-            query.append(("prevExist", flag(prev_exist)))
+            query.append(("prevExist", flag(prev_exist, "prev_exist")))
         conditional = bool(query)
+        _add_quiet(query, no_value_on_success)
         return self._keys(
-            "PUT", key, query, _form(value, ttl), idempotent=not conditional, timeout=timeout
+            "PUT",
+            key,
+            query,
+            _value_form(value, ttl),
+            idempotent=not conditional,
+            timeout=timeout,
+            max_retries=max_retries,
         )
 
     def create(
-        self, key: str, value: str, *, ttl: int | None = None, timeout: float | None = None
+        self,
+        key: str,
+        value: str,
+        *,
+        ttl: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        no_value_on_success: bool = False,
     ) -> Deferred[EtcdResponse]:
         """
         Create a key that must not exist yet.
@@ -238,13 +299,26 @@ class KeySpace:
         :param key: the key.
         :param value: the value.
         :param ttl: seconds until the key expires.
+        :param no_value_on_success: ask etcd to answer only ``{"action": ...}``
+            (its ``noValueOnSuccess``), saving the echo of a large value; the
+            response's node then has only the key and its ``modified_index``.
         :returns: a Deferred firing with the response.
         :raises NodeExist: (in the Deferred) if the key exists.
         """
-        return self._keys("PUT", key, [("prevExist", "false")], _form(value, ttl), False, timeout)
+        query: Query = [("prevExist", "false")]
+        _add_quiet(query, no_value_on_success)
+        form = _value_form(value, ttl)
+        return self._keys("PUT", key, query, form, False, timeout, max_retries)
 
     def update(
-        self, key: str, value: str, *, ttl: int | None = None, timeout: float | None = None
+        self,
+        key: str,
+        value: str,
+        *,
+        ttl: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        no_value_on_success: bool = False,
     ) -> Deferred[EtcdResponse]:
         """
         Change a key that must exist already.
@@ -254,13 +328,19 @@ class KeySpace:
         :param key: the key.
         :param value: the value.
         :param ttl: seconds until the key expires.
+        :param no_value_on_success: ask etcd to answer only ``{"action": ...}``
+            (its ``noValueOnSuccess``), saving the echo of a large value; the
+            response's node then has only the key and its ``modified_index``.
         :returns: a Deferred firing with the response.
         :raises KeyNotFound: (in the Deferred) if the key does not exist.
         """
-        return self._keys("PUT", key, [("prevExist", "true")], _form(value, ttl), False, timeout)
+        query: Query = [("prevExist", "true")]
+        _add_quiet(query, no_value_on_success)
+        form = _value_form(value, ttl)
+        return self._keys("PUT", key, query, form, False, timeout, max_retries)
 
     def refresh(
-        self, key: str, ttl: int, *, timeout: float | None = None
+        self, key: str, ttl: int, *, timeout: float | None = None, max_retries: int | None = None
     ) -> Deferred[EtcdResponse]:
         """
         Reset a key's TTL without changing its value and without waking watchers.
@@ -271,10 +351,16 @@ class KeySpace:
         :raises KeyNotFound: (in the Deferred) if the key does not exist.
         """
         form = _form(ttl=ttl, refresh=True)
-        return self._keys("PUT", key, [("prevExist", "true")], form, False, timeout)
+        return self._keys("PUT", key, [("prevExist", "true")], form, False, timeout, max_retries)
 
     def append(
-        self, dir_key: str, value: str, *, ttl: int | None = None, timeout: float | None = None
+        self,
+        dir_key: str,
+        value: str,
+        *,
+        ttl: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> Deferred[EtcdResponse]:
         """
         Create an in-order key in a directory (named by its index).
@@ -284,7 +370,9 @@ class KeySpace:
         :param ttl: seconds until the key expires.
         :returns: a Deferred firing with the response; ``node.key`` is the new key.
         """
-        return self._keys("POST", dir_key, [], _form(value, ttl), False, timeout)
+        return self._keys(
+            "POST", dir_key, [], _value_form(value, ttl), False, timeout, max_retries
+        )
 
     def delete(
         self,
@@ -296,6 +384,7 @@ class KeySpace:
         prev_index: int | None = None,
         missing_ok: bool = False,
         timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> Deferred[EtcdResponse | None]:
         """
         Delete a key or directory.
@@ -313,8 +402,8 @@ class KeySpace:
         _add_flag(query, "recursive", recursive)
         _add_flag(query, "dir", dir)
         _add_compare(query, prev_value, prev_index)
-        flag(missing_ok)
-        d: Deferred[Any] = self._keys("DELETE", key, query, None, False, timeout)
+        flag(missing_ok, "missing_ok")
+        d: Deferred[Any] = self._keys("DELETE", key, query, None, False, timeout, max_retries)
         if missing_ok:
             d.addErrback(lambda f: f.trap(KeyNotFound) and None)
         return d
@@ -328,6 +417,8 @@ class KeySpace:
         prev_index: int | None = None,
         ttl: int | None = None,
         timeout: float | None = None,
+        max_retries: int | None = None,
+        no_value_on_success: bool = False,
     ) -> Deferred[EtcdResponse]:
         """
         Set a key only if it still has the given value and/or index.
@@ -337,6 +428,9 @@ class KeySpace:
         :param prev_value: the value it must have now.
         :param prev_index: the index it must have been modified at.
         :param ttl: seconds until the key expires.
+        :param no_value_on_success: ask etcd to answer only ``{"action": ...}``
+            (its ``noValueOnSuccess``), saving the echo of a large value; the
+            response's node then has only the key and its ``modified_index``.
         :returns: a Deferred firing with the response.
         :raises ValueError: if neither condition is given.
         :raises TestFailed: (in the Deferred) if the condition did not hold.
@@ -345,7 +439,8 @@ class KeySpace:
             raise ValueError("compare_and_swap needs prev_value, prev_index or both")
         query: Query = []
         _add_compare(query, prev_value, prev_index)
-        return self._keys("PUT", key, query, _form(value, ttl), False, timeout)
+        _add_quiet(query, no_value_on_success)
+        return self._keys("PUT", key, query, _value_form(value, ttl), False, timeout, max_retries)
 
     def compare_and_delete(
         self,
@@ -354,6 +449,7 @@ class KeySpace:
         prev_value: str | None = None,
         prev_index: int | None = None,
         timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> Deferred[EtcdResponse]:
         """
         Delete a key only if it still has the given value and/or index.
@@ -369,10 +465,15 @@ class KeySpace:
             raise ValueError("compare_and_delete needs prev_value, prev_index or both")
         query: Query = []
         _add_compare(query, prev_value, prev_index)
-        return self._keys("DELETE", key, query, None, False, timeout)
+        return self._keys("DELETE", key, query, None, False, timeout, max_retries)
 
     def mkdir(
-        self, key: str, *, ttl: int | None = None, timeout: float | None = None
+        self,
+        key: str,
+        *,
+        ttl: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> Deferred[EtcdResponse]:
         """
         Create a directory that must not exist yet.
@@ -383,10 +484,15 @@ class KeySpace:
         :raises NodeExist: (in the Deferred) if the key exists.
         """
         query: Query = [("dir", "true"), ("prevExist", "false")]
-        return self._keys("PUT", key, query, _form(ttl=ttl), False, timeout)
+        return self._keys("PUT", key, query, _form(ttl=ttl), False, timeout, max_retries)
 
     def rmdir(
-        self, key: str, *, recursive: bool = False, timeout: float | None = None
+        self,
+        key: str,
+        *,
+        recursive: bool = False,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> Deferred[EtcdResponse]:
         """
         Remove a directory.
@@ -399,7 +505,7 @@ class KeySpace:
         """
         query: Query = [("dir", "true")]
         _add_flag(query, "recursive", recursive)
-        return self._keys("DELETE", key, query, None, False, timeout)
+        return self._keys("DELETE", key, query, None, False, timeout, max_retries)
 
     # -- watching ------------------------------------------------------------
 

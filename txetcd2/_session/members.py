@@ -26,7 +26,8 @@ def parse_endpoints(endpoints: str | Sequence[str]) -> list[str]:
     """
     Check and normalize the endpoints a client was given.
 
-    :param endpoints: one URL, several separated by commas, or a sequence of URLs.
+    :param endpoints: one URL, several separated by commas, or a sequence of
+        URLs; ``host:port`` without a scheme means ``http://host:port``.
     :returns: base URLs like ``http://127.0.0.1:2379``, without a trailing slash.
     :raises ValueError: for an empty list, a URL that is not ``http``/``https``
         with a host, or a URL with a path, query or credentials.
@@ -38,6 +39,8 @@ def parse_endpoints(endpoints: str | Sequence[str]) -> list[str]:
         if not isinstance(item, str):
             raise TypeError(f"an endpoint must be a str URL, not {type(item).__name__}")
         text = item.strip().rstrip("/")
+        if "://" not in text and text:
+            text = "http://" + text  # host:port, as node-etcd and python-etcd take it
         try:
             url = URL.from_text(text)
         except Exception as e:

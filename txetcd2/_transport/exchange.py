@@ -33,6 +33,7 @@ from txetcd2._wire.errors import (
 )
 from txetcd2._wire.tls_errors import (
     closed_without_answer,
+    plain_port_error,
     tls_error_for,
     tls_port_error,
 )
@@ -269,20 +270,29 @@ class Exchange:
 
     async def _connection_error(self, endpoint: str, error: BaseException) -> EtcdConnectionError:
         found = connection_error(endpoint, error)
-        if type(found) is not EtcdConnectionError or not endpoint.startswith("http://"):
+        if type(found) is not EtcdConnectionError or not closed_without_answer(error):
             return found
-        if not closed_without_answer(error):
-            return found
-        # A TLS port closes plain HTTP connections without a byte; so does a
-        # member going down, but then a fresh connection is refused.
-        probe = self._read(endpoint, "GET", "/version", None, None)
-        probe.addTimeout(5.0, self._clock)
-        try:
-            await probe
-        except Exception as e:
-            if closed_without_answer(e):
-                return tls_port_error(endpoint)
+        # A TLS port closes plain HTTP connections without a byte, and etcd's plain port
+        # drops a TLS handshake; so does a member going down, but then a fresh connection
+        # is refused. One probe of /version with the other scheme tells them apart.
+        if endpoint.startswith("http://"):
+            try:
+                await self._probe(endpoint)
+            except Exception as e:
+                if closed_without_answer(e):
+                    return tls_port_error(endpoint)
+        elif endpoint.startswith("https://"):
+            plain = "http://" + endpoint[len("https://") :]
+            try:
+                answer = await self._probe(plain)
+            except Exception:
+                return found
+            if answer.status == 200 and b"etcdserver" in answer.body:
+                return plain_port_error(endpoint)
         return found
+
+    def _probe(self, endpoint: str) -> Deferred[RawResponse]:
+        return self._read(endpoint, "GET", "/version", None, None).addTimeout(5.0, self._clock)
 
     def _read(
         self,

@@ -226,13 +226,15 @@ def check_prev_value(prev_value: str) -> str:
     return prev_value
 
 
-def flag(value: bool) -> str:
+def flag(value: bool, what: str = "flag") -> str:
     """
     Spell a boolean the way etcd wants it.
 
     :param value: the boolean.
+    :param what: the parameter's name, for the message.
     :returns: ``"true"`` or ``"false"``.
+    :raises TypeError: if it is not a ``bool``.
     """
     if not isinstance(value, bool):
-        raise TypeError(f"expected a bool, not {type(value).__name__}")
+        raise TypeError(f"{what} must be True or False, not {value!r}")
     return "true" if value else "false"
