@@ -12,7 +12,6 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IResolver
-from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
@@ -20,6 +19,7 @@ from txetcd2._api import admin as _admin
 from txetcd2._api.auth import AuthAPI
 from txetcd2._api.keyspace import KeySpace
 from txetcd2._api.status import ClusterStatus, cluster_status
+from txetcd2._logs import PublicLogger
 from txetcd2._reactor import default_reactor
 from txetcd2._session.discovery import MemberSync, default_resolver, endpoints_from_srv
 from txetcd2._session.members import Cluster, parse_endpoints
@@ -28,6 +28,7 @@ from txetcd2._session.session import Session
 from txetcd2._transport.agent import caching_agent, etcd_http_client
 from txetcd2._transport.exchange import Exchange
 from txetcd2._transport.tls import PEMSource, check_tls_options
+from txetcd2._transport.twisted_pool import quiet_pool
 from txetcd2._watch.watcher import Watcher
 from txetcd2._wire.admin_models import Member, RawAnswer
 from txetcd2._wire.credentials import check_credentials
@@ -84,7 +85,7 @@ class EtcdClient(KeySpace, Service):
         member sync that :meth:`start` begins).
     """
 
-    log = Logger(namespace="txetcd2.client")
+    log = PublicLogger(namespace="txetcd2.client")
 
     def __init__(
         self,
@@ -121,9 +122,7 @@ class EtcdClient(KeySpace, Service):
         tls = check_tls_options(agent, ca, cert, key, passphrase, verify)
         self._pool: HTTPConnectionPool | None = None
         if agent is None:
-            self._pool = HTTPConnectionPool(reactor, persistent=True)
-            self._pool.maxPersistentPerHost = check_int(pool_size, "pool_size", 1)
-            self._pool.retryAutomatically = False
+            self._pool = quiet_pool(reactor, check_int(pool_size, "pool_size", 1))
             agent = caching_agent(reactor, self._pool, tls, seconds)
         exchange = Exchange(etcd_http_client(agent), reactor)
         if credentials is not None:

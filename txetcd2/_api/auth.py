@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 
+from txetcd2._logs import PublicLogger
 from txetcd2._session.session import Request, Session
 from txetcd2._wire.answers import RawResponse
 from txetcd2._wire.auth_models import (
@@ -84,7 +84,7 @@ class AuthAPI:
     :param session: the session every request goes through.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.auth")
 
     def __init__(
         self,

@@ -9,9 +9,9 @@ from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 
 from txetcd2._api.missing import MISSING
+from txetcd2._logs import PublicLogger
 from txetcd2._session.session import Request, Session
 from txetcd2._transport.deadline import Deadline
 from txetcd2._wire.answers import RawResponse, error_for
@@ -127,7 +127,7 @@ class KeyCalls:
         before it is renewed (etcd sends no heartbeat).
     """
 
-    log = Logger(namespace="txetcd2.client")
+    log = PublicLogger(namespace="txetcd2.client")
 
     def __init__(self, session: Session, watch_timeout: float = 60.0) -> None:
         self._session = session

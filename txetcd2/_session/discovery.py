@@ -10,9 +10,9 @@ from typing import Any
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IResolver
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.names import dns
 
+from txetcd2._logs import PublicLogger
 from txetcd2._session.members import parse_endpoints
 from txetcd2._session.session import Request, Session
 from txetcd2._wire.answers import RawResponse
@@ -54,7 +54,7 @@ class MemberSync:
         to the leader first.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.session")
 
     def __init__(
         self,

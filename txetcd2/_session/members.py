@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from hyperlink import URL
-from twisted.logger import Logger
 
+from txetcd2._logs import PublicLogger
 from txetcd2._session.freshness import Freshness
 from txetcd2._session.retry import server_trouble
 from txetcd2._wire.answers import RawResponse
@@ -75,7 +75,7 @@ class Cluster:
     :param endpoints: the members' base URLs.
     """
 
-    log = Logger(namespace="txetcd2.session")
+    log = PublicLogger(namespace="txetcd2.session")
 
     def __init__(self, endpoints: Sequence[str]) -> None:
         self.endpoints = list(endpoints)

@@ -17,11 +17,11 @@ import attrs
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
+from txetcd2._logs import PublicLogger
 from txetcd2._session.disabled import check_enabled
 from txetcd2._session.members import Cluster
 from txetcd2._session.redirect import MAX_REDIRECTS, redirect_target
@@ -103,7 +103,7 @@ class Session:
     :param retry_policy: seconds to wait before back-off ``n`` (from 0).
     """
 
-    log = Logger(namespace="txetcd2.session")
+    log = PublicLogger(namespace="txetcd2.session")
 
     def __init__(
         self,

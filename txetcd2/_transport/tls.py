@@ -22,9 +22,10 @@ from twisted.internet.ssl import (
     platformTrust,
     trustRootFromCertificates,
 )
-from twisted.logger import Logger
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
+
+from txetcd2._logs import PublicLogger
 
 if TYPE_CHECKING:  # Twisted does not export the interface it returns
     from twisted.internet._sslverify import IOpenSSLTrustRoot
@@ -210,7 +211,7 @@ class ClientTLSPolicy:
         certificate or key.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.tls")
 
     def __init__(
         self,
