@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from hyperlink import URL
@@ -60,6 +60,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PATH_CHARS = re.compile(r"[\x21-\x7e]*")
 
 Coro = Coroutine[Any, Any, Any]
+_R = TypeVar("_R")
 
 
 # -- checking arguments ------------------------------------------------------
@@ -257,6 +258,13 @@ def _protocol(raw: RawResponse, error: Exception) -> EtcdProtocolError:
     return EtcdProtocolError(raw.endpoint, raw.status, str(error), raw.body)
 
 
+def _decoded(raw: RawResponse, decoder: Callable[[Any], _R]) -> _R:
+    try:
+        return decoder(_json(raw))
+    except DecodeError as e:
+        raise _protocol(raw, e) from None
+
+
 # -- members ------------------------------------------------------------------
 
 
@@ -273,10 +281,7 @@ def members(session: Session) -> Coro:
 async def _members(session: Session) -> list[Member]:
     raw = await send(session, "GET", "/v2/members", idempotent=True, what="members")
     _expect(raw, classes=_MEMBER_ERRORS)
-    try:
-        return decode_members(_json(raw))
-    except DecodeError as e:
-        raise _protocol(raw, e) from None
+    return _decoded(raw, decode_members)
 
 
 def leader(session: Session) -> Coro:
@@ -293,10 +298,7 @@ def leader(session: Session) -> Coro:
 async def _leader(session: Session) -> Member:
     raw = await send(session, "GET", "/v2/members/leader", idempotent=True, what="leader")
     _expect(raw, classes=_MEMBER_ERRORS)
-    try:
-        return decode_member(_json(raw))
-    except DecodeError as e:
-        raise _protocol(raw, e) from None
+    return _decoded(raw, decode_member)
 
 
 def add_member(session: Session, peer_urls: Sequence[str] | str) -> Coro:
@@ -327,10 +329,7 @@ async def _add_member(session: Session, body: bytes) -> Member:
         what="add member",
     )
     _expect(raw, (200, 201), _CHANGE_ERRORS)
-    try:
-        return decode_member(_json(raw))
-    except DecodeError as e:
-        raise _protocol(raw, e) from None
+    return _decoded(raw, decode_member)
 
 
 def remove_member(session: Session, member_id: str | Member) -> Coro:
