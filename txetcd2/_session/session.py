@@ -321,7 +321,10 @@ class Session:
     ) -> _T:
         members = self.members
         retries = self.max_retries if max_retries is None else max_retries
-        read = request.idempotent and request.method in ("GET", "HEAD")
+        # A long-poll's X-Etcd-Index is the index when etcd accepted it, older
+        # than what other calls may have seen since: never a sign of a stale member.
+        long_poll = "wait=true" in request.target
+        read = request.idempotent and request.method in ("GET", "HEAD") and not long_poll
         errors: dict[str, Exception] = {}
         backoffs = 0
         while True:
