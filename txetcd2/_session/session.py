@@ -261,7 +261,9 @@ class Session:
                 await check_enabled(self.exchange, raw, request.target, seconds)
             return raw, complete
 
-        return await self._call(request, deadline, attempt, _first, None, None)
+        # A long-poll's X-Etcd-Index is the index when etcd accepted it, older than
+        # what other calls may have seen since: never a sign of a stale member.
+        return await self._call(request, deadline, attempt, _first, None, None, False)
 
     async def open(
         self, endpoint: str, target: str, timeout: float
@@ -318,13 +320,11 @@ class Session:
         answer: Callable[[_T], RawResponse],
         max_retries: int | None,
         only: Sequence[str] | None,
+        stale_check: bool = True,
     ) -> _T:
         members = self.members
         retries = self.max_retries if max_retries is None else max_retries
-        # A long-poll's X-Etcd-Index is the index when etcd accepted it, older
-        # than what other calls may have seen since: never a sign of a stale member.
-        long_poll = "wait=true" in request.target
-        read = request.idempotent and request.method in ("GET", "HEAD") and not long_poll
+        read = stale_check and request.idempotent and request.method in ("GET", "HEAD")
         errors: dict[str, Exception] = {}
         backoffs = 0
         while True:
