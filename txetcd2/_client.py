@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IResolver
+from twisted.internet.interfaces import IReactorTime, IResolver
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
@@ -214,6 +214,14 @@ class EtcdClient(KeySpace, Service):
     def __repr__(self) -> str:
         closed = " closed" if self._session.closed else ""
         return f"<EtcdClient {','.join(self._session.members.endpoints)}{closed}>"
+
+    @property
+    def clock(self) -> IReactorTime:
+        """
+        The reactor (or test ``Clock``) the client schedules its work on; the
+        recipes and other helpers built on a client use it too.
+        """
+        return self._session.clock
 
     @property
     def endpoints(self) -> list[str]:

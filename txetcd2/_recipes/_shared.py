@@ -41,8 +41,7 @@ def clock_of(client: EtcdClient, clock: IReactorTime | None = None) -> IReactorT
         raise TypeError(f"client must be an EtcdClient, not {type(client).__name__}")
     if clock is not None:
         return clock
-    found: IReactorTime = client._reactor  # the one place a recipe reads a private name
-    return found
+    return client.clock
 
 
 #: What the recipes call on a client (checked by duck typing, so that this
