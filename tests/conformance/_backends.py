@@ -1,0 +1,168 @@
+"""
+The back ends the conformance scenarios run on: a real etcd (3.4 or 3.5) started by the
+harness, or a :class:`~txetcd2.testing.MemoryEtcd` driven by a clock.
+
+A scenario never sleeps: it waits with :meth:`Backend.until` / :meth:`Backend.wait`, which poll
+on the reactor for real etcd and move the clock for the in-memory one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import TestCase
+
+from txetcd2 import EtcdClient
+from txetcd2.testing import MemoryEtcd, find_etcd_binary, start_etcd
+
+_T = TypeVar("_T")
+
+#: Generous: the machine is small and shared.
+DEADLINE = 120.0
+
+
+class Backend(TestCase):
+    """
+    A test case with a back end started before each test and a client on it
+    (:attr:`client`); subclasses say which back end.
+    """
+
+    timeout = 600
+    #: how often polls look again, in (real or clock) seconds
+    step = 0.05
+
+    def setUp(self) -> Deferred[None]:  # type: ignore[override]
+        return Deferred.fromCoroutine(self._set_up())
+
+    async def _set_up(self) -> None:
+        self.urls = await self.start_backend(1, enable_v2=True)
+        self.client = self.make_client()
+
+    async def start_backend(self, size: int, enable_v2: bool) -> list[str]:
+        """
+        Start a back end of ``size`` members (stopped at cleanup).
+
+        :returns: the members' URLs.
+        """
+        raise NotImplementedError
+
+    def make_client(self, urls: list[str] | None = None, **options: Any) -> EtcdClient:
+        """
+        A client on the back end (default: on :attr:`urls`), closed at cleanup.
+        """
+        raise NotImplementedError
+
+    @property
+    def clock(self) -> Any:
+        """
+        The clients' reactor (its delayed calls are the clients' timers).
+        """
+        raise NotImplementedError
+
+    async def tick(self) -> None:
+        """
+        Let :attr:`step` seconds pass.
+        """
+        raise NotImplementedError
+
+    async def until(
+        self, condition: Callable[[], bool], what: str, deadline: float = DEADLINE
+    ) -> None:
+        """
+        Wait until ``condition()`` holds, or fail after ``deadline`` seconds.
+        """
+        end = self.clock.seconds() + deadline
+        while not condition():
+            if self.clock.seconds() > end:
+                raise AssertionError(f"timed out waiting for {what}")
+            await self.tick()
+
+    async def eventually(self, check: Callable[[], Awaitable[bool]], what: str) -> None:
+        """
+        Wait until the async ``check()`` returns true, or fail after :data:`DEADLINE` seconds.
+        """
+        end = self.clock.seconds() + DEADLINE
+        while not await check():
+            if self.clock.seconds() > end:
+                raise AssertionError(f"timed out waiting for {what}")
+            await self.tick()
+
+    async def wait(self, d: Deferred[_T], what: str = "the answer") -> _T:
+        """
+        Wait for ``d`` to fire (moving time on), then give its result.
+        """
+        await self.until(lambda: d.called, what)
+        return await d
+
+
+class RealEtcd(Backend):
+    """
+    Real etcd members of :attr:`etcd_version`, started by the harness.
+    """
+
+    etcd_version = "3.4"
+
+    async def start_backend(self, size: int, enable_v2: bool) -> list[str]:
+        binary = find_etcd_binary(self.etcd_version)
+        cluster = await start_etcd(self, size, reactor=reactor, binary=binary, enable_v2=enable_v2)
+        return cluster.client_urls
+
+    def make_client(self, urls: list[str] | None = None, **options: Any) -> EtcdClient:
+        options.setdefault("timeout", 15.0)
+        client = EtcdClient(self.urls if urls is None else urls, reactor=reactor, **options)
+        self.addCleanup(client.close)
+        return client
+
+    @property
+    def clock(self) -> Any:
+        return reactor
+
+    async def tick(self) -> None:
+        await deferLater(reactor, self.step)
+
+
+class InMemoryEtcd(Backend):
+    """
+    A :class:`~txetcd2.testing.MemoryEtcd` on a :class:`~twisted.internet.task.Clock`; the
+    test fails if a connection is left open at the end.
+    """
+
+    async def start_backend(self, size: int, enable_v2: bool) -> list[str]:
+        if not hasattr(self, "_clock"):
+            self._clock = Clock()
+            self._etcds: dict[str, MemoryEtcd] = {}
+        etcd = MemoryEtcd(self._clock, members=size, enable_v2=enable_v2)
+        self.etcd = etcd
+        for url in etcd.urls:
+            self._etcds[url] = etcd
+        self.addCleanup(self._no_connection_left, etcd)
+        return etcd.urls
+
+    def _no_connection_left(self, etcd: MemoryEtcd) -> None:
+        self.assertEqual(etcd.open_connections(), [])
+        etcd.close()
+
+    def make_client(self, urls: list[str] | None = None, **options: Any) -> EtcdClient:
+        urls = self.urls if urls is None else urls
+        etcd = self._etcds[urls[0]]
+        client = etcd.client(endpoints=urls, **options)
+
+        def close() -> Deferred[None]:
+            closed = client.close()
+            etcd.kick()
+            self._clock.advance(0)
+            return closed
+
+        self.addCleanup(close)
+        return client
+
+    @property
+    def clock(self) -> Any:
+        return self._clock
+
+    async def tick(self) -> None:
+        self._clock.advance(self.step)

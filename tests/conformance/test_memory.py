@@ -1,0 +1,12 @@
+"""
+The conformance scenarios against :class:`~txetcd2.testing.MemoryEtcd`.
+"""
+
+from tests.conformance._backends import InMemoryEtcd
+from tests.conformance._keyspace import KeySpaceScenarios
+
+
+class MemoryKeySpaceTests(KeySpaceScenarios, InMemoryEtcd):
+    """
+    The key-space scenarios on MemoryEtcd.
+    """
