@@ -5,6 +5,7 @@ The conformance scenarios against real etcd 3.4 (Debian's ``etcd-server``) and 3
 
 from tests.conformance._backends import RealEtcd
 from tests.conformance._keyspace import KeySpaceScenarios
+from tests.conformance._watcher import WatcherScenarios
 
 
 class Etcd34KeySpaceTests(KeySpaceScenarios, RealEtcd):
@@ -18,6 +19,22 @@ class Etcd34KeySpaceTests(KeySpaceScenarios, RealEtcd):
 class Etcd35KeySpaceTests(KeySpaceScenarios, RealEtcd):
     """
     The key-space scenarios on etcd 3.5.
+    """
+
+    etcd_version = "3.5"
+
+
+class Etcd34WatcherTests(WatcherScenarios, RealEtcd):
+    """
+    The Watcher scenarios on etcd 3.4.
+    """
+
+    etcd_version = "3.4"
+
+
+class Etcd35WatcherTests(WatcherScenarios, RealEtcd):
+    """
+    The Watcher scenarios on etcd 3.5.
     """
 
     etcd_version = "3.5"

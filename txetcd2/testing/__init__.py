@@ -21,6 +21,7 @@ from txetcd2._embedded.harness import (
     start_etcd,
 )
 from txetcd2.testing._memory import MemoryEtcd, MemoryMember
+from txetcd2.testing._proxy import FaultProxy
 from txetcd2.testing._trial import memory_etcd
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "EtcdCluster",
     "EtcdHarnessError",
     "EtcdMember",
+    "FaultProxy",
     "MemoryEtcd",
     "MemoryMember",
     "SyncEtcdCluster",

@@ -232,7 +232,7 @@ class MemoryEtcd:
         self.requests: list[tuple[str, str, str]] = []
         self._counts: dict[str, int] = {}
         self._added: list[dict[str, Any]] = []
-        self._pumps = Pumps()
+        self._pumps = Pumps(self.clock)
         self.members = [MemoryMember(self, n + 1) for n in range(members)]
         self._agent = RoutingAgent(self._pumps, self._refused)
         for member in self.members:

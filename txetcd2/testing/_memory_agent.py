@@ -13,6 +13,7 @@ from hyperlink import URL
 from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from twisted.web.resource import IResource
@@ -25,10 +26,23 @@ class Pumps:
     moves any more; re-entrant calls only ask for one more round.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: IReactorTime) -> None:
         self.agents: list[RequestTraversalAgent] = []
+        self._clock = clock
         self._flushing = False
         self._again = False
+        self._soon: IDelayedCall | None = None
+
+    def kick_soon(self) -> None:
+        """
+        Deliver what was written once the caller is done: in this flush's next
+        round, or else at the clock's next turn (like a socket: a close is never
+        seen by the other side before the closing call returns).
+        """
+        if self._flushing:
+            self._again = True
+        elif self._soon is None:
+            self._soon = self._clock.callLater(0, self.kick)
 
     def kick(self) -> None:
         """
@@ -37,6 +51,10 @@ class Pumps:
         if self._flushing:
             self._again = True
             return
+        if self._soon is not None:
+            if self._soon.active():
+                self._soon.cancel()
+            self._soon = None
         self._flushing = True
         try:
             self._again = True
@@ -93,7 +111,13 @@ class RoutingAgent:
         agent = self._agents.get(netloc)
         if agent is None or self._refused(netloc):
             return fail(ConnectionRefusedError(netloc, "in-memory etcd member"))
+        before = set(agent._pumps)
         answer: Deferred[IResponse] = agent.request(method, uri, headers, bodyProducer)
+        for pump in set(agent._pumps) - before:
+            # A client closing or aborting its side (a cancelled request, a stopped watch)
+            # must reach the server at once, as it would over a socket.
+            for name in ("loseConnection", "abortConnection"):
+                setattr(pump.clientIO, name, self._then_kick(getattr(pump.clientIO, name)))
 
         def moved(result: Any) -> Any:
             self._pumps.kick()
@@ -102,6 +126,13 @@ class RoutingAgent:
         answer.addBoth(moved)
         self._pumps.kick()
         return answer
+
+    def _then_kick(self, method: Callable[[], None]) -> Callable[[], None]:
+        def call() -> None:
+            method()
+            self._pumps.kick_soon()
+
+        return call
 
 
 def _netloc(uri: bytes) -> str:
