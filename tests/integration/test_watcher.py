@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
@@ -15,7 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from txetcd2 import EtcdClient, EtcdError, EtcdResponse, Watcher
-from txetcd2.testing import EtcdMember, start_etcd
+from txetcd2.testing import EtcdMember, FaultProxy, start_etcd
 
 #: Generous: the machine is small and shared.
 DEADLINE = 120.0
@@ -139,6 +140,44 @@ class ClusterWatcherTests(TestCase):
         self.assertEqual(seen.indexes, before + after)
         self.assertEqual(seen.resyncs, [])
         self.assertEqual(w.index, after[-1])
+        await w.stop()
+
+
+class ProxyWatcherTests(TestCase):
+    """
+    A watcher whose route to a member goes through a :class:`~txetcd2.testing.FaultProxy`.
+    """
+
+    timeout = 300
+
+    async def test_blackholed_route(self) -> None:
+        """A stream through a black-holed route goes quiet: the watcher moves on, nothing lost."""
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        direct = cluster.client_urls[0]
+        port = urlsplit(direct).port
+        assert port is not None
+        proxy = FaultProxy(reactor, "127.0.0.1", port)
+        routed = await proxy.start()
+        self.addCleanup(proxy.stop)
+        # Two routes to one member: the client takes them for two members.
+        watch_client = EtcdClient([routed, direct], reactor=reactor, timeout=3.0)
+        self.addCleanup(watch_client.close)
+        write_client = EtcdClient([direct], reactor=reactor, timeout=15.0)
+        self.addCleanup(write_client.close)
+        first = await write_client.set("/hole/k", "start")
+        w = watch_client.watcher("/hole/k", index=first.index + 1, idle_timeout=2.0)
+        seen = Recorder(w)
+        self.addCleanup(w.stop)
+        w.start()
+        before = [(await write_client.set("/hole/k", f"b{i}")).index for i in range(50)]
+        await until(lambda: seen.indexes[-1:] == before[-1:], "the writes before the hole")
+        self.assertEqual(w.endpoint, routed)
+        proxy.blackhole()
+        after = [(await write_client.set("/hole/k", f"a{i}")).index for i in range(50)]
+        await until(lambda: seen.indexes[-1:] == after[-1:], "the writes after the hole")
+        self.assertEqual(seen.indexes, before + after)
+        self.assertEqual(w.endpoint, direct)
+        self.assertEqual(seen.resyncs, [])
         await w.stop()
 
 
