@@ -8,15 +8,23 @@ on the reactor for real etcd and move the clock for the in-memory one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
+import attrs
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IResponse
 
 from txetcd2 import EtcdClient
+from txetcd2._transport.exchange import BytesProducer, read_body
 from txetcd2.testing import MemoryEtcd, find_etcd_binary, start_etcd
 
 _T = TypeVar("_T")
@@ -98,6 +106,96 @@ class Backend(TestCase):
         await self.until(lambda: d.called, what)
         return await d
 
+    def watching(self) -> bool:
+        """
+        Whether a watch is (probably) registered: true on real etcd after a short while, at
+        once on the in-memory one when it is.
+        """
+        raise NotImplementedError
+
+    @property
+    def agent(self) -> IAgent:
+        """
+        A plain HTTP agent reaching the back end (for raw requests).
+        """
+        raise NotImplementedError
+
+    async def raw(
+        self, method: str, path: str, form: dict[str, str] | None = None, url: str | None = None
+    ) -> Raw:
+        """
+        Send one raw request (``form``: a URL-encoded body) and read the whole answer.
+        """
+        return await self.wait(self.send(method, path, form, url))
+
+    def send(
+        self, method: str, path: str, form: dict[str, str] | None = None, url: str | None = None
+    ) -> Deferred[Raw]:
+        """
+        Send one raw request; the Deferred fires with the whole answer (it never waits by
+        itself: use it for requests left pending while the test goes on).
+        """
+        body = None if form is None else BytesProducer(urlencode(form).encode("ascii"))
+        headers = Headers()
+        if form is not None:
+            headers.addRawHeader(b"content-type", b"application/x-www-form-urlencoded")
+        target = ((url or self.urls[0]) + path).encode("ascii")
+
+        def answered(response: IResponse) -> Deferred[Raw]:
+            raw = response.headers.getAllRawHeaders()
+            found = {k.decode().lower(): v[0].decode() for k, v in raw}
+            return read_body(response).addCallback(lambda data: Raw(response.code, found, data))
+
+        sent = self.agent.request(method.encode(), target, headers, body)
+        return sent.addCallback(answered)
+
+    async def open_stream(self, path: str) -> Lines:
+        """
+        Open a request whose body stays open (a stream); aborted at cleanup.
+        """
+        target = (self.urls[0] + path).encode("ascii")
+        response = await self.wait(self.agent.request(b"GET", target, Headers(), None))
+        lines = Lines(response.code, response.headers.getRawHeaders(b"x-etcd-index", [b"0"]))
+        response.deliverBody(lines)
+        self.addCleanup(lines.abort)
+        return lines
+
+
+@attrs.frozen
+class Raw:
+    """
+    A raw answer: status, headers (lower-case names, first values) and body.
+    """
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Lines(Protocol):
+    """
+    Collects a streamed body's lines.
+    """
+
+    def __init__(self, status: int, index: list[bytes]) -> None:
+        self.status = status
+        self.etcd_index = int(index[0])
+        self.lines: list[Any] = []
+        self._buffer = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        *complete, self._buffer = self._buffer.split(b"\n")
+        self.lines.extend(json.loads(line) for line in complete if line.strip())
+
+    def abort(self) -> None:
+        transport: Any = self.transport
+        if transport is not None:
+            getattr(transport, "abortConnection", transport.loseConnection)()
+
 
 class RealEtcd(Backend):
     """
@@ -123,6 +221,22 @@ class RealEtcd(Backend):
 
     async def tick(self) -> None:
         await deferLater(reactor, self.step)
+
+    def watching(self) -> bool:
+        # etcd has no public count of watches for one key: give the request a moment.
+        if not hasattr(self, "_asked"):
+            self._asked = reactor.seconds()
+        ready = reactor.seconds() - self._asked > 0.3
+        if ready:
+            del self._asked
+        return ready
+
+    @property
+    def agent(self) -> IAgent:
+        if not hasattr(self, "_agent"):
+            pool = HTTPConnectionPool(reactor, persistent=False)
+            self._agent = Agent(reactor, pool=pool)
+        return self._agent
 
 
 class InMemoryEtcd(Backend):
@@ -166,3 +280,10 @@ class InMemoryEtcd(Backend):
 
     async def tick(self) -> None:
         self._clock.advance(self.step)
+
+    def watching(self) -> bool:
+        return self.etcd.watch_count > 0
+
+    @property
+    def agent(self) -> IAgent:
+        return self.etcd.agent
