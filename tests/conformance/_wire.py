@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import DeferredSemaphore, gatherResults
+
 if TYPE_CHECKING:
     from tests.conformance._backends import Backend
 
@@ -226,8 +228,9 @@ class WireScenarios(_Base):
     async def test_history_window(self) -> None:
         """A waitIndex below the last 1000 events gives 400 / errorCode 401 with etcd's cause."""
         first = (await self.put("/h/k", value="0"))["node"]["modifiedIndex"]
-        for i in range(1000):
-            await self.put("/h/churn", value=str(i))
+        semaphore = DeferredSemaphore(20)
+        churn = [semaphore.run(self.client.set, "/h/churn", str(i)) for i in range(1000)]
+        await self.wait(gatherResults(churn), "the churn")
         last = first + 1000
         inside = await self.raw("GET", f"/v2/keys/h/churn?wait=true&waitIndex={first + 1}")
         self.assertEqual(inside.json()["node"]["modifiedIndex"], first + 1)
