@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hyperlink import URL
 from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
@@ -136,5 +135,8 @@ class RoutingAgent:
 
 
 def _netloc(uri: bytes) -> str:
-    url = URL.from_text(uri.decode("ascii", "replace"))
-    return f"{url.host.lower()}:{url.port}"
+    scheme, _, rest = uri.partition(b"://")
+    netloc = rest.split(b"/", 1)[0].split(b"@")[-1].decode("ascii", "replace").lower()
+    if ":" not in netloc.rsplit("]", 1)[-1]:
+        netloc += ":443" if scheme == b"https" else ":80"
+    return netloc
