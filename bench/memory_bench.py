@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from txetcd2.testing import MemoryEtcd  # noqa: E402
+from txetcd2.testing import MemoryEtcd
 
 
 def timed(calls: int, call: Callable[[int], Any]) -> float:

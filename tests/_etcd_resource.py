@@ -1,17 +1,14 @@
 """
-A small in-memory etcd v2 key space as a ``twisted.web`` resource, for unit
-tests behind treq's ``RequestTraversalAgent``.
+A small in-memory etcd v2 watch resource for the one thing the public
+:class:`txetcd2.testing.MemoryEtcd` does not do: cut a stream's bytes into
+pieces of any size (:attr:`EtcdResource.chunks`) and send several events in
+one write (:meth:`EtcdResource.apply`). Everything else in the unit tests
+uses ``MemoryEtcd``.
 
 It answers ``GET /v2/keys/<key>`` reads, ``?wait=true`` long-polls (with or
 without ``waitIndex``, ``401 EventIndexCleared`` below its history) and
 ``?wait=true&stream=true`` streams (``NOT_DONE_YET``; one JSON event per
-line), each with ``X-Etcd-Index``. Tests change the key space with
-:meth:`EtcdResource.set` / :meth:`EtcdResource.delete` and control how the
-stream bytes are cut (:attr:`EtcdResource.chunks`), which members stay silent
-(:attr:`EtcdResource.silent`), canned failures (:attr:`EtcdResource.failures`),
-clean ends (:meth:`EtcdResource.finish_streams`) and truncated bodies
-(:meth:`EtcdResource.truncate_streams`). Members are told apart by the
-``Host`` header (the agent ignores the host).
+line), each with ``X-Etcd-Index``.
 """
 
 from __future__ import annotations
@@ -53,12 +50,6 @@ class EtcdResource(Resource):
     :ivar chunks: cuts the bytes written to a stream at once into the pieces
         sent separately (default: one piece).
     :ivar pump: called after each piece (set it to the agent's ``flush``).
-    :ivar silent: hosts whose watches are accepted (headers sent) but get no
-        new event, like a member that lost quorum (history is still answered).
-    :ivar unanswered: hosts that never answer a request (not even headers),
-        like a paused member.
-    :ivar failures: canned answers ``(status, body)`` for the next watch or
-        read requests, first first.
     :ivar requests: every request received, as ``(host, path, query)``.
     :ivar watches: the watches still open.
     """
@@ -73,9 +64,6 @@ class EtcdResource(Resource):
         self.values: dict[str, tuple[str, int, int]] = {}
         self.chunks: Callable[[bytes], list[bytes]] = lambda data: [data]
         self.pump: Callable[[], None] = lambda: None
-        self.silent: set[str] = set()
-        self.unanswered: set[str] = set()
-        self.failures: list[tuple[int, dict[str, Any]]] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.watches: list[Watch] = []
 
@@ -108,7 +96,7 @@ class EtcdResource(Resource):
         events = [self._change(key, value) for key, value in changes]
         for watch in list(self.watches):
             wanted = [e for e in events if self._matches(watch, e)]
-            if not wanted or watch.host in self.silent:
+            if not wanted:
                 continue
             if watch.stream:
                 self._write(watch, b"".join(_line(e) for e in wanted))
@@ -142,29 +130,6 @@ class EtcdResource(Resource):
         del self.history[: -self.history_size]
         return event
 
-    # -- connections -----------------------------------------------------------
-
-    def finish_streams(self) -> None:
-        """
-        End every open stream cleanly (like an old server's idle close).
-        """
-        for watch in [w for w in self.watches if w.stream]:
-            self._close(watch)
-            watch.request.finish()
-        self.pump()
-
-    def truncate_streams(self, partial: bytes = b"") -> None:
-        """
-        Send ``partial`` (e.g. half an event), then drop every stream's
-        connection without ending the body (a member shutting down).
-        """
-        for watch in [w for w in self.watches if w.stream]:
-            if partial:
-                watch.request.write(partial)
-            self._close(watch)
-            watch.request.channel.transport.abortConnection()  # type: ignore[union-attr]
-        self.pump()
-
     # -- the resource ----------------------------------------------------------
 
     def render_GET(self, request: Request) -> bytes | int:
@@ -172,14 +137,8 @@ class EtcdResource(Resource):
         path = unquote(request.path.decode("ascii"))
         query = {k.decode(): v[0].decode() for k, v in (request.args or {}).items()}
         self.requests.append((host, path, query))
-        if host in self.unanswered:
-            return NOT_DONE_YET
         request.setHeader("content-type", "application/json")
         request.setHeader("x-etcd-index", str(self.index))
-        if self.failures:
-            status, body = self.failures.pop(0)
-            request.setResponseCode(status)
-            return _json(body)
         if not path.startswith("/v2/keys"):
             request.setResponseCode(404)
             return b"404 page not found\n"

@@ -171,7 +171,7 @@ class FailoverTests(SynchronousTestCase):
         """
         The member that answered the last request.
         """
-        return self.etcd.requests[-1][0]
+        return self.etcd.requests[-1].member
 
     def test_refusing_member(self) -> None:
         """A refusing member is skipped at once; the next one answers."""
@@ -207,7 +207,7 @@ class FailoverTests(SynchronousTestCase):
         for _ in range(10):
             self.etcd.clock.advance(0.5)
         self.assertEqual(self.successResultOf(read), "1")
-        self.assertEqual(self.etcd.requests[-2][0], self.first.url)
+        self.assertEqual(self.etcd.requests[-2].member, self.first.url)
         self.assertEqual(self.served_by(), self.second.url)
 
     def test_silent_member_under_a_watcher(self) -> None:

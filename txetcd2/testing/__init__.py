@@ -20,7 +20,7 @@ from txetcd2._embedded.harness import (
     running_etcd,
     start_etcd,
 )
-from txetcd2.testing._memory import MemoryEtcd, MemoryMember
+from txetcd2.testing._memory import MemoryEtcd, MemoryMember, MemoryRequest
 from txetcd2.testing._proxy import FaultProxy
 from txetcd2.testing._trial import memory_etcd
 
@@ -33,6 +33,7 @@ __all__ = [
     "FaultProxy",
     "MemoryEtcd",
     "MemoryMember",
+    "MemoryRequest",
     "SyncEtcdCluster",
     "SyncEtcdMember",
     "find_etcd_binary",

@@ -7,19 +7,44 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 from twisted.web.server import Request
 
 from txetcd2._client import EtcdClient
 from txetcd2.testing._memory_agent import Pumps, RoutingAgent
-from txetcd2.testing._memory_store import HISTORY_SIZE, Store
+from txetcd2.testing._memory_store import HISTORY_SIZE, Store, Watch
 from txetcd2.testing._memory_web import MemberResource
 
 #: The wall-clock time (2026-01-01T00:00:00Z) a fresh :class:`Clock`'s 0 stands for.
 DEFAULT_EPOCH = 1767225600.0
 
 _START = "2026-01-01T00:00:00Z"
+
+
+@attrs.frozen
+class MemoryRequest:
+    """
+    A request a member received.
+
+    :ivar member: the member's URL.
+    :ivar method: ``"GET"``, ``"PUT"``...
+    :ivar path: the decoded path, e.g. ``"/v2/keys/a b"``.
+    :ivar query: the query's parameters (first value of each).
+    """
+
+    member: str
+    method: str
+    path: str
+    query: dict[str, str]
+
+    @property
+    def is_watch(self) -> bool:
+        """
+        Whether it is a watch (``wait=true``).
+        """
+        return self.query.get("wait") == "true"
 
 
 class MemoryMember:
@@ -31,11 +56,11 @@ class MemoryMember:
     :ivar name: its name (``member1``...).
     :ivar id: its member ID (16 hex digits).
     :ivar state: ``"answering"`` (normal), ``"silent"`` (accepts, sends
-        200 headers, then nothing, like a member without quorum holding a
-        watch), ``"unanswering"`` (accepts, never answers: a paused
-        process), ``"refusing"`` (connections refused: a dead process) or
-        ``"failing"`` (answers every request with :attr:`failure_status`
-        and etcd's ``errorCode 300``).
+        200 headers, then nothing), ``"unanswering"`` (accepts, never
+        answers: a paused process), ``"refusing"`` (connections refused: a
+        dead process), ``"failing"`` (answers every request with
+        :attr:`failure_status` and etcd's ``errorCode 300``) or
+        ``"no-quorum"`` (see :meth:`lose_quorum`).
     """
 
     def __init__(self, etcd: MemoryEtcd, number: int) -> None:
@@ -47,6 +72,7 @@ class MemoryMember:
         self.state = "answering"
         self.failure_status = 500
         self._requests: set[Request] = set()
+        self._watches: set[Request] = set()
 
     def __repr__(self) -> str:
         return f"<MemoryMember {self.name} {self.url} {self.state}>"
@@ -78,6 +104,52 @@ class MemoryMember:
             raise ValueError(f"status must be a 5xx HTTP status, not {status!r}")
         self.state = "failing"
         self.failure_status = status
+
+    def lose_quorum(self) -> None:
+        """
+        Behave like a member cut off from the others: plain reads and watches
+        answer (history included) but no new event reaches its watches; writes
+        and quorum reads get etcd's ``500 errorCode 300 "request timed out"``
+        after 7 s on the clock; ``/health`` and ``/v2/members/leader`` answer 503.
+        """
+        self.state = "no-quorum"
+
+    def end_streams(self) -> None:
+        """
+        End every open watch answer on this member cleanly (a complete, empty
+        or partial body), as older etcd servers did with idle watches.
+        """
+        for request in list(self._watches):
+            if not request.finished:
+                request.finish()
+        self._etcd.kick()
+
+    def truncate_streams(self, partial: bytes = b"") -> None:
+        """
+        Send ``partial`` (e.g. half an event) on every open watch answer, then
+        drop its connection without ending the body: a member shutting down.
+        """
+        for request in list(self._watches):
+            if partial:
+                request.write(partial)
+            transport = request.channel.transport if request.channel else None
+            if transport is not None:
+                getattr(transport, "abortConnection", transport.loseConnection)()
+        self._etcd.kick()
+
+    def watching(self, request: Request) -> None:
+        """
+        Remember an open watch answer (for :meth:`end_streams`, :meth:`truncate_streams`).
+        """
+        self._watches.add(request)
+        request.notifyFinish().addBoth(lambda _: self._watches.discard(request))
+
+    @property
+    def watches(self) -> int:
+        """
+        How many watch answers are open on this member.
+        """
+        return len(self._watches)
 
     def restore(self) -> None:
         """
@@ -119,6 +191,22 @@ class MemoryMember:
             "peerURLs": [self.peer_url],
             "clientURLs": [self.url],
         }
+
+    def health(self) -> tuple[int, dict[str, str]]:
+        """
+        Its ``/health`` answer (503 without quorum).
+        """
+        if self.state == "no-quorum":
+            return 503, {"health": "false"}
+        return 200, {"health": "true"}
+
+    def leader_doc(self) -> tuple[int, dict[str, Any]]:
+        """
+        Its ``/v2/members/leader`` answer (503 without quorum).
+        """
+        if self.state == "no-quorum":
+            return 503, {"message": "During election"}
+        return 200, self._etcd.leader.doc()
 
     def self_stats(self) -> dict[str, Any]:
         """
@@ -201,7 +289,7 @@ class MemoryEtcd:
     :param version: what ``/version`` reports as ``etcdserver``.
     :ivar clock: the clock.
     :ivar members: the :class:`MemoryMember` list.
-    :ivar requests: every request received, as ``(member URL, method, path)``.
+    :ivar requests: every request received, as :class:`MemoryRequest`, oldest first.
     """
 
     def __init__(
@@ -229,7 +317,7 @@ class MemoryEtcd:
         self.raft_term = 2
         self.raft_index = 4
         self.store = Store(self.clock, epoch, history)
-        self.requests: list[tuple[str, str, str]] = []
+        self.requests: list[MemoryRequest] = []
         self._counts: dict[str, int] = {}
         self._added: list[dict[str, Any]] = []
         self._pumps = Pumps(self.clock)
@@ -304,6 +392,13 @@ class MemoryEtcd:
         """
         return self.store.watch_count
 
+    @property
+    def watches(self) -> list[Watch]:
+        """
+        The registered watches (``key``, ``recursive``, ``stream``, ``since``), a copy.
+        """
+        return self.store.watches
+
     def close(self) -> None:
         """
         Drop every open connection and cancel the expiry timer on the clock.
@@ -312,6 +407,12 @@ class MemoryEtcd:
             member.drop()
         self.store.close()
         self.kick()
+
+    def record(self, member: str, method: str, path: str, query: dict[str, str]) -> None:
+        """
+        Log a received request in :attr:`requests`.
+        """
+        self.requests.append(MemoryRequest(member, method, path, query))
 
     def _refused(self, netloc: str) -> bool:
         return any(m.state == "refusing" for m in self.members if m.url.endswith("//" + netloc))

@@ -580,6 +580,13 @@ class Store:
             self._watches.pop(watch.key, None)
 
     @property
+    def watches(self) -> list[Watch]:
+        """
+        The registered watches.
+        """
+        return [w for watches in self._watches.values() for w in watches]
+
+    @property
     def watch_count(self) -> int:
         """
         How many watches are registered.

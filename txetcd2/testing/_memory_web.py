@@ -26,6 +26,8 @@ _BOOLS.update({"false": False, "False": False, "FALSE": False, "0": False, "f": 
 _UINT = re.compile(r"[0-9]+")
 _KEYS = "/v2/keys"
 _FORM = b"application/x-www-form-urlencoded"
+#: etcd 3.4's wait for a commit without quorum: 5 s + 2 x a 1 s election timeout.
+_RAFT_TIMEOUT = 7.0
 
 
 def dumps(doc: object) -> bytes:
@@ -145,7 +147,11 @@ class MemberResource(Resource):
 
     def render(self, request: Request) -> bytes | int:
         path = unquote(request.path.decode("utf-8", "replace"), errors="replace")
-        self._etcd.requests.append((self._member.url, request.method.decode(), path))
+        _, _, raw_query = request.uri.partition(b"?")
+        query: dict[str, str] = {}
+        for name, value in parse_qsl(raw_query.decode("utf-8", "replace"), keep_blank_values=True):
+            query.setdefault(name, value)
+        self._etcd.record(self._member.url, request.method.decode(), path, query)
         self._member.track(request)
         state = self._member.state
         if state == "unanswering":
@@ -163,12 +169,12 @@ class MemberResource(Resource):
             if not self._etcd.enable_v2:
                 return self._text(request, 404, "404 page not found")
             if path == _KEYS or path.startswith(_KEYS + "/"):
-                return self._keys(request, path[len(_KEYS) :])
+                return self._keys(request, path[len(_KEYS) :], query)
         return self._admin(request, path)
 
     # -- the key space ------------------------------------------------------------
 
-    def _keys(self, request: Request, key: str) -> bytes | int:
+    def _keys(self, request: Request, key: str, query: dict[str, str]) -> bytes | int:
         if request.method not in (b"GET", b"HEAD", b"PUT", b"POST", b"DELETE"):
             request.setHeader("allow", "GET, HEAD, POST, PUT, DELETE")
             return self._text(request, 405, "Method Not Allowed")
@@ -176,6 +182,10 @@ class MemberResource(Resource):
             params = parse_key_request(_form(request))
             if params.wait and request.method == b"GET":
                 return self._watch(request, key, params)
+            if self._member.state == "no-quorum" and (
+                request.method not in (b"GET", b"HEAD") or params.quorum
+            ):
+                return self._time_out(request)
             doc, created = self._apply(request.method, key, params)
         except StoreError as e:
             request.setHeader("content-type", "application/json")
@@ -215,8 +225,28 @@ class MemberResource(Resource):
         created = event.action == "create" or (event.action == "set" and event.prev is None)
         return event.body(), created
 
+    def _time_out(self, request: Request) -> int:
+        """
+        Answer like etcd when raft cannot commit: 500 / errorCode 300 after 7 s.
+        """
+
+        def answer() -> None:
+            if request.finished or request._disconnected:
+                return
+            request.setHeader("content-type", "application/json")
+            request.setHeader("x-etcd-index", "0")
+            request.setResponseCode(500)
+            request.write(dumps(StoreError(300, "etcdserver: request timed out", 0).body()))
+            request.finish()
+            self._etcd.kick()
+
+        timer = self._etcd.clock.callLater(_RAFT_TIMEOUT, answer)
+        request.notifyFinish().addBoth(lambda _: timer.cancel() if timer.active() else None)
+        return NOT_DONE_YET
+
     def _watch(self, request: Request, key: str, p: KeyRequest) -> int:
         member = self._member
+        member.watching(request)
 
         def deliver(event: Event) -> None:
             if member.state != "answering" or request.finished or request._disconnected:
@@ -250,9 +280,9 @@ class MemberResource(Resource):
         etcd, member = self._etcd, self._member
         route: dict[tuple[bytes, str], Callable[[], tuple[int, object]]] = {
             (b"GET", "/version"): lambda: (200, etcd.version_doc()),
-            (b"GET", "/health"): lambda: (200, {"health": "true"}),
+            (b"GET", "/health"): lambda: member.health(),
             (b"GET", "/v2/members"): lambda: (200, {"members": etcd.members_doc()}),
-            (b"GET", "/v2/members/leader"): lambda: (200, etcd.leader.doc()),
+            (b"GET", "/v2/members/leader"): lambda: member.leader_doc(),
             (b"GET", "/v2/stats/self"): lambda: (200, member.self_stats()),
             (b"GET", "/v2/stats/store"): lambda: (200, etcd.store_stats()),
             (b"GET", "/v2/stats/leader"): lambda: member.leader_stats(),
