@@ -210,6 +210,22 @@ class FailoverTests(SynchronousTestCase):
         self.assertEqual(self.etcd.requests[-2].member, self.first.url)
         self.assertEqual(self.served_by(), self.second.url)
 
+    def test_member_without_quorum(self) -> None:
+        """Without quorum a member serves plain reads, times writes out after 7 s, is unhealthy."""
+        self.successResultOf(self.client.set("/q", "1"))
+        self.first.lose_quorum()
+        alone = self.etcd.client(endpoints=[self.first.url], timeout=10.0, max_retries=0)
+        self.addCleanup(alone.close)
+        self.assertEqual(self.successResultOf(alone.get_value("/q")), "1")
+        self.assertFalse(self.successResultOf(alone.health()))
+        write = alone.set("/q", "2")
+        self.etcd.clock.advance(6.9)
+        self.assertNoResult(write)
+        self.etcd.clock.advance(0.1)
+        failure = self.failureResultOf(write)
+        self.assertIn("300", str(failure.value))
+        self.assertEqual(self.successResultOf(self.client.get_value("/q")), "1")
+
     def test_silent_member_under_a_watcher(self) -> None:
         """A watcher streaming from a member that goes silent moves on at its idle timeout."""
         first = self.successResultOf(self.client.set("/w", "0"))

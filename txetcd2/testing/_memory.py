@@ -248,7 +248,10 @@ class MemoryEtcd:
     Get a client with :meth:`client`; move time with ``etcd.clock.advance``;
     break members with :attr:`members` (:meth:`MemoryMember.silence`,
     :meth:`~MemoryMember.stop_answering`, :meth:`~MemoryMember.refuse`,
-    :meth:`~MemoryMember.fail`, :meth:`~MemoryMember.restore`). The
+    :meth:`~MemoryMember.fail`, :meth:`~MemoryMember.lose_quorum`,
+    :meth:`~MemoryMember.end_streams`, :meth:`~MemoryMember.truncate_streams`,
+    :meth:`~MemoryMember.restore`); see what was asked in :attr:`requests`
+    and which watches are registered in :attr:`watches`. The
     conformance suite (``tests/conformance``) runs the same scenarios against
     it and against real etcd 3.4 and 3.5.
 
@@ -276,6 +279,12 @@ class MemoryEtcd:
       once (etcd may notify a recursive stream twice for one delete).
     - Paths are cleaned (``//``, ``.``, ``..``) instead of redirected with a
       301, and the 4096-byte request line limit is not modelled.
+    - A member without quorum (:meth:`MemoryMember.lose_quorum`) times writes
+      out after exactly 7 s and never applies them; its plain reads are never
+      stale.
+    - ``silence()`` sends bare 200 headers (no ``X-Etcd-*``) for every request.
+    - Member changes (``POST``/``DELETE``/``PUT /v2/members``) only edit the
+      list; the running members cannot be removed (409).
     - No auth (``/v2/auth/*`` answers 404), no TLS, no v3 API.
 
     :param clock: the clock driving TTLs (default: a fresh
