@@ -106,12 +106,16 @@ class Backend(TestCase):
         await self.until(lambda: d.called, what)
         return await d
 
-    def watching(self) -> bool:
+    async def watchers(self, at_least: int, what: str = "the watch") -> None:
         """
-        Whether a watch is (probably) registered: true on real etcd after a short while, at
-        once on the in-memory one when it is.
+        Wait until the store counts at least ``at_least`` watchers (``/v2/stats/store``).
         """
-        raise NotImplementedError
+
+        async def enough() -> bool:
+            stats = (await self.raw("GET", "/v2/stats/store")).json()
+            return bool(stats["watchers"] >= at_least)
+
+        await self.eventually(enough, what)
 
     @property
     def agent(self) -> IAgent:
@@ -222,15 +226,6 @@ class RealEtcd(Backend):
     async def tick(self) -> None:
         await deferLater(reactor, self.step)
 
-    def watching(self) -> bool:
-        # etcd has no public count of watches for one key: give the request a moment.
-        if not hasattr(self, "_asked"):
-            self._asked = reactor.seconds()
-        ready = reactor.seconds() - self._asked > 0.3
-        if ready:
-            del self._asked
-        return ready
-
     @property
     def agent(self) -> IAgent:
         if not hasattr(self, "_agent"):
@@ -280,9 +275,6 @@ class InMemoryEtcd(Backend):
 
     async def tick(self) -> None:
         self._clock.advance(self.step)
-
-    def watching(self) -> bool:
-        return self.etcd.watch_count > 0
 
     @property
     def agent(self) -> IAgent:

@@ -218,7 +218,7 @@ class WireScenarios(_Base):
         """A long-poll's X-Etcd-Index is the store index when it started, below its event's."""
         start = await self.put("/p/k", value="0")
         pending = self.send("GET", "/v2/keys/p/k?wait=true")
-        await self.until(lambda: self.watching(), "the watch")
+        await self.watchers(1)
         later = await self.put("/p/k", value="1")
         answer = await self.wait(pending)
         self.assertEqual(answer.json()["node"]["modifiedIndex"], later["node"]["modifiedIndex"])
@@ -264,7 +264,7 @@ class WireScenarios(_Base):
     async def test_live_stream(self) -> None:
         """A stream from now sends every later change of its tree, hidden keys excepted."""
         stream = await self.open_stream("/v2/keys/ls?wait=true&stream=true&recursive=true")
-        await self.until(lambda: self.watching(), "the watch")
+        await self.watchers(1)
         written = [
             (await self.put(f"/ls/{k}", value="v"))["node"]["modifiedIndex"]
             for k in ("a", "_h", "b/c")
