@@ -9,6 +9,10 @@ from urllib.parse import urlsplit
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.conformance._watcher import Recorder
@@ -135,6 +139,33 @@ class FaultProxyTests(TestCase):
             await pending
         with self.assertRaises(EtcdConnectionError):
             await through.get("/fp/s")
+
+    async def cut_seen_by_peer(self, rst: bool) -> Failure:
+        """
+        Open a raw connection through the proxy, cut it, and give how the client saw it end.
+        """
+        ended: Deferred[list[Failure]] = Deferred()
+
+        class Peer(Protocol):
+            def connectionLost(self, reason: Failure = connectionDone) -> None:
+                ended.callback([reason])  # in a list: a Failure would errback
+
+        port = urlsplit(self.url).port
+        assert port is not None
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        peer = await connectProtocol(endpoint, Peer())
+        peer.transport.write(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        await until(lambda: self.proxy.connections == 1, "the connection")
+        self.proxy.cut(rst=rst)
+        return (await ended)[0]
+
+    async def test_cut_fin_or_rst_on_the_wire(self) -> None:
+        """cut() ends connections with a FIN (clean close); cut(rst=True) with a reset."""
+        fin = await self.cut_seen_by_peer(rst=False)
+        self.assertTrue(fin.check(ConnectionDone), fin)
+        rst = await self.cut_seen_by_peer(rst=True)
+        self.assertTrue(rst.check(ConnectionLost), rst)
+        self.assertFalse(rst.check(ConnectionDone), rst)
 
     def test_rejects_non_loopback(self) -> None:
         """A proxy to anything but loopback, or a bad port, is refused before any I/O."""
