@@ -126,6 +126,15 @@ def _form(request: Request) -> dict[str, list[str]]:
     return form
 
 
+def _ended(request: Request) -> list[bool]:
+    """
+    A list that becomes non-empty once ``request`` is finished or its connection lost.
+    """
+    ended: list[bool] = []
+    request.notifyFinish().addBoth(lambda _: ended.append(True))
+    return ended
+
+
 class MemberResource(Resource):
     """
     Everything one member answers.
@@ -230,8 +239,10 @@ class MemberResource(Resource):
         Answer like etcd when raft cannot commit: 500 / errorCode 300 after 7 s.
         """
 
+        ended = _ended(request)
+
         def answer() -> None:
-            if request.finished or request._disconnected:
+            if ended:
                 return
             request.setHeader("content-type", "application/json")
             request.setHeader("x-etcd-index", "0")
@@ -247,9 +258,10 @@ class MemberResource(Resource):
     def _watch(self, request: Request, key: str, p: KeyRequest) -> int:
         member = self._member
         member.watching(request)
+        ended = _ended(request)
 
         def deliver(event: Event) -> None:
-            if member.state != "answering" or request.finished or request._disconnected:
+            if member.state != "answering" or ended:
                 return
             request.write(dumps(event.body()))
             if not p.stream:
