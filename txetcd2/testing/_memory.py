@@ -267,6 +267,12 @@ class MemoryEtcd:
     headers, and ``/version``, ``/health``, ``/v2/members`` (list, leader,
     add, remove, update), ``/v2/machines`` and ``/v2/stats/{self,store,leader}``.
 
+    Time and bytes: every request is answered before ``client.<call>()``
+    returns; TTLs are one timer on the clock (:meth:`close` cancels it); a
+    connection a client closes or aborts outside any request (a stopped
+    watcher, a cancelled call) reaches the server at the clock's next turn,
+    as over a socket: ``clock.advance(0)`` (or :meth:`kick`) delivers it.
+
     Where it differs from etcd on purpose:
 
     - TTLs expire exactly on time (etcd expires keys in its next sync, up to
