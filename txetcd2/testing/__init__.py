@@ -20,7 +20,8 @@ from txetcd2._embedded.harness import (
     running_etcd,
     start_etcd,
 )
-from txetcd2.testing._memory import MemoryEtcd, MemoryMember, MemoryRequest
+from txetcd2.testing._memory import MemoryEtcd
+from txetcd2.testing._memory_member import MemoryMember, MemoryRequest
 from txetcd2.testing._proxy import FaultProxy
 from txetcd2.testing._trial import memory_etcd
 

@@ -19,7 +19,8 @@ from twisted.web.server import NOT_DONE_YET, Request
 from txetcd2.testing._memory_store import Event, Options, Store, StoreError
 
 if TYPE_CHECKING:
-    from txetcd2.testing._memory import MemoryEtcd, MemoryMember
+    from txetcd2.testing._memory import MemoryEtcd
+    from txetcd2.testing._memory_member import MemoryMember
 
 _BOOLS = {"true": True, "True": True, "TRUE": True, "1": True, "t": True, "T": True}
 _BOOLS.update({"false": False, "False": False, "FALSE": False, "0": False, "f": False, "F": False})
