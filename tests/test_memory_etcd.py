@@ -102,11 +102,15 @@ class KeySpaceTests(SynchronousTestCase):
 
     def test_small_history(self) -> None:
         """history= shrinks the window: an older waitIndex raises EventIndexCleared."""
-        etcd, client = memory_etcd(self, clock=self.clock)
-        etcd.store._history_size = 3
+        etcd = MemoryEtcd(history=3)
+        client = etcd.client()
         for i in range(5):
             self.successResultOf(client.set("/h", str(i)))
-        self.failureResultOf(client.watch("/h", index=1), EventIndexCleared)
+        self.failureResultOf(client.watch("/h", index=2), EventIndexCleared)
+        self.assertEqual(self.successResultOf(client.watch("/h", index=3)).index, 3)
+        closed = client.close()
+        etcd.close()
+        self.successResultOf(closed)
 
     def test_v2_disabled(self) -> None:
         """enable_v2=False answers /v2 with a plain 404: the client says v2 is disabled."""

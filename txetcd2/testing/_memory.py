@@ -186,14 +186,14 @@ class MemoryEtcd:
         """
         How many watches are registered in the store.
         """
-        return self.store.watch_count
+        return self.store.hub.watch_count
 
     @property
     def watches(self) -> list[Watch]:
         """
         The registered watches (``key``, ``recursive``, ``stream``, ``since``), a copy.
         """
-        return self.store.watches
+        return self.store.hub.watches
 
     def close(self) -> None:
         """

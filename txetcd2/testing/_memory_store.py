@@ -18,68 +18,16 @@ from typing import Any
 import attrs
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
+from txetcd2.testing._memory_errors import StoreError
+from txetcd2.testing._memory_watches import Event, Watch, WatchHub, clean
+
 #: Events kept for ``waitIndex`` (etcd's ``EventHistory`` capacity).
 HISTORY_SIZE = 1000
 
 #: A ``ttl`` at or above this silently means "no TTL" (int64 nanoseconds overflow).
 TTL_OVERFLOW = 7428128579
 
-_MESSAGES = {
-    100: "Key not found",
-    101: "Compare failed",
-    102: "Not a file",
-    104: "Not a directory",
-    105: "Key already exists",
-    107: "Root is read only",
-    108: "Directory not empty",
-    110: "The request requires user authentication",
-    201: "PrevValue is Required in POST form",
-    202: "The given TTL in POST form is not a number",
-    203: "The given index in POST form is not a number",
-    209: "Invalid field",
-    210: "Invalid POST form",
-    211: "Value provided on refresh",
-    212: "A TTL must be provided on refresh",
-    300: "Raft Internal Error",
-    301: "During Leader Election",
-    400: "watcher is cleared due to etcd recovery",
-    401: "The event in requested index is outdated and cleared",
-}
-
-_STATUSES = {100: 404, 101: 412, 102: 403, 105: 412, 108: 403, 110: 401, 300: 500, 301: 500}
-
-
-class StoreError(Exception):
-    """
-    An etcd v2 error: ``errorCode``, ``message``, ``cause``, ``index``.
-
-    :param code: etcd's error code.
-    :param cause: what it is about (a key, a comparison, a field).
-    :param index: the store index it carries (0 for request checks).
-    """
-
-    def __init__(self, code: int, cause: str, index: int) -> None:
-        super().__init__(code, cause, index)
-        self.code = code
-        self.cause = cause
-        self.index = index
-
-    @property
-    def status(self) -> int:
-        """
-        The HTTP status etcd answers it with.
-        """
-        return _STATUSES.get(self.code, 400)
-
-    def body(self) -> dict[str, Any]:
-        """
-        The JSON document etcd sends.
-        """
-        doc: dict[str, Any] = {"errorCode": self.code, "message": _MESSAGES[self.code]}
-        if self.cause:
-            doc["cause"] = self.cause
-        doc["index"] = self.index
-        return doc
+__all__ = ["HISTORY_SIZE", "Event", "Options", "Store", "StoreError", "Watch", "clean"]
 
 
 @attrs.define(eq=False)
@@ -113,65 +61,6 @@ class Node:
         yield self
 
 
-@attrs.define(eq=False)
-class Event:
-    """
-    One change, as etcd records it in its history.
-    """
-
-    action: str
-    node: dict[str, Any]
-    prev: dict[str, Any] | None = None
-    refresh: bool = False
-
-    @property
-    def index(self) -> int:
-        index: int = self.node["modifiedIndex"]
-        return index
-
-    @property
-    def key(self) -> str:
-        key: str = self.node["key"]
-        return key
-
-    def body(self) -> dict[str, Any]:
-        """
-        The JSON document sent for it.
-        """
-        doc: dict[str, Any] = {"action": self.action, "node": self.node}
-        if self.prev is not None:
-            doc["prevNode"] = self.prev
-        return doc
-
-
-@attrs.define(eq=False)
-class Watch:
-    """
-    A registered watcher: ``deliver`` gets each event it wants.
-    """
-
-    key: str
-    recursive: bool
-    stream: bool
-    since: int
-    deliver: Callable[[Event], None]
-    #: the last index delivered (etcd may notify one watcher twice for one delete)
-    last: int = 0
-
-
-def clean(key: str) -> str:
-    """
-    etcd's ``path.Clean(path.Join("/", key))``.
-    """
-    return "/" + posixpath.normpath("/" + key).lstrip("/")
-
-
-def _is_hidden(watch_path: str, key_path: str) -> bool:
-    if len(watch_path) > len(key_path):
-        return False
-    return "/_" in clean("/" + key_path[len(watch_path) :])
-
-
 @attrs.define(frozen=True)
 class Options:
     """
@@ -196,9 +85,7 @@ class Store:
         self._epoch = epoch
         self.index = 0
         self.root = Node("/", 0, 0, None, None, {})
-        self.history: list[Event] = []
-        self._history_size = history
-        self._watches: dict[str, list[Watch]] = {}
+        self.hub = WatchHub(history)
         self._expiry: IDelayedCall | None = None
         self._expiring: dict[int, Node] = {}
 
@@ -444,10 +331,10 @@ class Store:
         event = Event(action, doc, prev)
         gone = list(node.walk())
         self._unlink(node)
-        self._add_history(event)
+        self.hub.add(event)
         for each in gone:
-            self._notify_path(event, each.path, deleted=True)
-        self._notify(event)
+            self.hub.notify_path(event, each.path, deleted=True)
+        self.hub.notify(event)
         return event
 
     def _unlink(self, node: Node) -> None:
@@ -498,97 +385,21 @@ class Store:
     # -- history and watches -------------------------------------------------------
 
     def _commit(self, event: Event, refresh: bool) -> Event:
-        if refresh:
-            event.refresh = True
-            self._add_history(event)
-        else:
-            self._add_history(event)
-            self._notify(event)
+        event.refresh = refresh
+        self.hub.add(event)
+        if not refresh:
+            self.hub.notify(event)
         return event
-
-    def _add_history(self, event: Event) -> None:
-        self.history.append(event)
-        if len(self.history) > self._history_size:
-            del self.history[: -self._history_size]
-
-    def _notify(self, event: Event) -> None:
-        current = "/"
-        self._notify_path(event, current, deleted=False)
-        for segment in event.key.strip("/").split("/"):
-            current = posixpath.join(current, segment)
-            self._notify_path(event, current, deleted=False)
-
-    def _notify_path(self, event: Event, path: str, deleted: bool) -> None:
-        for watch in list(self._watches.get(path, [])):
-            original = event.key == path
-            if not original and _is_hidden(path, event.key):
-                continue
-            if not (watch.recursive or original or deleted) or event.index < watch.since:
-                continue
-            if event.index <= watch.last:
-                continue
-            watch.last = event.index
-            if not watch.stream:
-                self.unwatch(watch)
-            watch.deliver(event)
 
     def watch(
         self, key: str, recursive: bool, stream: bool, since: int, deliver: Callable[[Event], None]
     ) -> tuple[Event | None, Watch | None, int]:
         """
-        etcd's ``Watch``: the event in history at or after ``since`` (then
-        the watch is not registered: a stream gets that one event only), or
-        a registered watch.
+        etcd's ``Watch`` (see :meth:`WatchHub.watch`) from the current index.
 
         :returns: ``(event from history, registered watch, store index at the start)``.
-        :raises StoreError: 401 when ``since`` is older than the history.
         """
-        path = clean(key)
         start = self.index
-        since = since or self.index + 1
-        found = self._scan(path, recursive, since)
-        if found is not None:
-            return found, None, start
-        watch = Watch(path, recursive, stream, since, deliver)
-        self._watches.setdefault(path, []).append(watch)
-        return None, watch, start
-
-    def _scan(self, key: str, recursive: bool, since: int) -> Event | None:
-        oldest = self.history[0].index if self.history else 0
-        if since < oldest:
-            cause = f"the requested history has been cleared [{oldest}/{since}]"
-            raise StoreError(401, cause, self.index)
-        prefix = key if key.endswith("/") else key + "/"
-        for event in self.history:
-            if event.index < since or event.refresh:
-                continue
-            ok = event.key == key or (recursive and event.key.startswith(prefix))
-            if event.action in ("delete", "expire") and (event.prev or {}).get("dir"):
-                ok = ok or key.startswith(event.key)
-            if ok:
-                return event
-        return None
-
-    def unwatch(self, watch: Watch) -> None:
-        """
-        Forget a watch (its request ended).
-        """
-        watches = self._watches.get(watch.key, [])
-        if watch in watches:
-            watches.remove(watch)
-        if not watches:
-            self._watches.pop(watch.key, None)
-
-    @property
-    def watches(self) -> list[Watch]:
-        """
-        The registered watches.
-        """
-        return [w for watches in self._watches.values() for w in watches]
-
-    @property
-    def watch_count(self) -> int:
-        """
-        How many watches are registered.
-        """
-        return sum(len(w) for w in self._watches.values())
+        path = clean(key)
+        found, watch = self.hub.watch(path, recursive, stream, since or start + 1, deliver, start)
+        return found, watch, start

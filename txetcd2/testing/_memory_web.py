@@ -280,7 +280,7 @@ class MemberResource(Resource):
                 request.finish()
         if watch is not None:
             registered = watch
-            request.notifyFinish().addBoth(lambda _: self._store.unwatch(registered))
+            request.notifyFinish().addBoth(lambda _: self._store.hub.unwatch(registered))
         return NOT_DONE_YET
 
     def _raft_headers(self, request: Request) -> None:
