@@ -1,7 +1,7 @@
 """
-The v2 store behind :class:`~txetcd2.testing.MemoryEtcd`: nodes, indexes,
-TTLs, the event history and the watches, following etcd's ``v2store``
-(``store.go``, ``node.go``, ``watcher_hub.go``, ``event_history.go``).
+The v2 store behind :class:`~txetcd2.testing.MemoryEtcd`: nodes, indexes and
+TTLs, following etcd's ``v2store`` (``store.go``, ``node.go``); its events go
+to the history and watches of :mod:`txetcd2.testing._memory_watches`.
 
 No I/O here: the web layer (:mod:`txetcd2.testing._memory_web`) turns HTTP
 requests into calls on :class:`Store` and its answers back into bytes.
