@@ -104,3 +104,9 @@ BENCH_WATCH_ARGS ?= --rounds 3
 
 bench-watch: setup
 	PYTHONPATH=. $(BIN)/python bench/watch_bench.py $(BENCH_WATCH_ARGS)
+
+# The MemoryEtcd row (bench/README.rst): one in-memory key-space round trip per call, no etcd.
+.PHONY: bench-memory
+
+bench-memory: venv
+	$(BIN)/python bench/memory_bench.py

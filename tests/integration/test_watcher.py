@@ -1,11 +1,14 @@
 """
-Integration tests for the Watcher against real etcd members started by the harness.
+Integration tests for the Watcher against real etcd clusters started by the harness: member
+faults (kill, pause, lost quorum, a black-holed route) and a soak. The single-member scenarios
+are in ``tests/conformance`` (run on etcd 3.4, 3.5 and MemoryEtcd).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
@@ -13,7 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from txetcd2 import EtcdClient, EtcdError, EtcdResponse, Watcher
-from txetcd2.testing import EtcdCluster, EtcdMember, start_etcd
+from txetcd2.testing import EtcdMember, FaultProxy, start_etcd
 
 #: Generous: the machine is small and shared.
 DEADLINE = 120.0
@@ -46,138 +49,6 @@ class Recorder:
     @property
     def indexes(self) -> list[int]:
         return [e.index for e in self.changes]
-
-
-class WatcherIntegrationTests(TestCase):
-    """
-    A watcher against one real etcd member.
-    """
-
-    timeout = 600
-
-    async def start_cluster(self, size: int = 1) -> EtcdCluster:
-        cluster = await start_etcd(self, size, reactor=reactor)
-        return cluster
-
-    def client(self, urls: list[str]) -> EtcdClient:
-        client = EtcdClient(urls, reactor=reactor, timeout=15.0)
-        self.addCleanup(client.close)
-        return client
-
-    def watcher(self, client: EtcdClient, key: str, **kwargs: Any) -> tuple[Watcher, Recorder]:
-        kwargs.setdefault("idle_timeout", 3.0)
-        w = client.watcher(key, **kwargs)
-        recorder = Recorder(w)
-        self.addCleanup(w.stop)
-        return w, recorder
-
-    async def write_many(
-        self, client: EtcdClient, key: str, count: int, parallel: int = 20
-    ) -> list[int]:
-        """
-        Fire ``count`` writes, ``parallel`` at a time; return their indexes.
-        """
-        semaphore = DeferredSemaphore(parallel)
-        writes = [
-            semaphore.run(client.set, f"{key}" if "{" not in key else key.format(i), str(i))
-            for i in range(count)
-        ]
-        results: list[EtcdResponse] = await gatherResults(writes)
-        return sorted(r.index for r in results)
-
-    async def test_5000_concurrent_writes(self) -> None:
-        """5,000 writes fired by a concurrent writer are delivered exactly once, in order."""
-        cluster = await self.start_cluster()
-        client = self.client(cluster.client_urls)
-        first = await client.set("/load/k", "start")
-        w, seen = self.watcher(client, "/load/k", index=first.index + 1)
-        w.start()
-        indexes = await self.write_many(client, "/load/k", 5000)
-        await until(lambda: seen.indexes[-1:] == indexes[-1:], "the last write")
-        self.assertEqual(seen.indexes, indexes)
-        self.assertEqual(seen.resyncs, [])
-        self.assertEqual(w.index, indexes[-1])
-        await w.stop()
-
-    async def test_old_index_catches_up(self) -> None:
-        """A watcher started at an old index delivers all history, then live changes."""
-        cluster = await self.start_cluster()
-        client = self.client(cluster.client_urls)
-        old = await self.write_many(client, "/old/{}", 300, parallel=5)
-        await client.set("/elsewhere", "x")
-        w, seen = self.watcher(client, "/old", index=old[0], recursive=True)
-        w.start()
-        await until(lambda: seen.indexes[-1:] == old[-1:], "the history")
-        live = await self.write_many(client, "/old/{}", 20, parallel=1)
-        await until(lambda: seen.indexes[-1:] == live[-1:], "the live writes")
-        self.assertEqual(seen.indexes, old + live)
-        self.assertEqual(seen.resyncs, [])
-
-    async def test_lost_history_resyncs(self) -> None:
-        """Over 1,000 writes while behind give one resync equal to a fresh read, then events."""
-        cluster = await self.start_cluster()
-        client = self.client(cluster.client_urls)
-        start = await client.set("/r/a", "0")
-        await self.write_many(client, "/r/k{}", 1100, parallel=20)
-        await client.delete("/r/k7")
-        w, seen = self.watcher(client, "/r", index=start.index + 1, recursive=True)
-        w.start()
-        await until(lambda: len(seen.resyncs) == 1, "the resync")
-        fresh = await client.get("/r", recursive=True, quorum=True)
-        self.assertEqual(seen.resyncs[0].node.leaves(), fresh.node.leaves())
-        self.assertEqual(len(fresh.node.leaves()), 1100)
-        after = await self.write_many(client, "/r/after{}", 5, parallel=1)
-        await until(lambda: seen.indexes[-1:] == after[-1:], "the writes after the resync")
-        self.assertEqual(seen.indexes, after)
-        self.assertEqual(len(seen.resyncs), 1)
-        self.assertEqual(w.index, after[-1])
-
-    async def test_parent_directory_deleted(self) -> None:
-        """Deleting a parent directory is reported to a child's watcher and a recursive one."""
-        cluster = await self.start_cluster()
-        client = self.client(cluster.client_urls)
-        made = await client.set("/p/c/leaf", "1")
-        leaf, leaf_seen = self.watcher(client, "/p/c/leaf", index=made.index + 1)
-        tree, tree_seen = self.watcher(client, "/p", index=made.index + 1, recursive=True)
-        leaf.start()
-        tree.start()
-        gone = await client.rmdir("/p", recursive=True)
-        await until(lambda: bool(leaf_seen.changes and tree_seen.changes), "the delete")
-        for seen in (leaf_seen, tree_seen):
-            self.assertEqual(
-                [(e.action, e.node.key, e.index) for e in seen.changes],
-                [("delete", "/p", gone.index)],
-            )
-
-    async def test_stop_leaves_nothing(self) -> None:
-        """After stop() no request, timer or callback of the watcher remains."""
-        cluster = await self.start_cluster()
-        client = self.client(cluster.client_urls)
-        first = await client.set("/s", "0")
-        w, seen = self.watcher(client, "/s", index=first.index + 1)
-        w.start()
-        await client.set("/s", "1")
-        await until(lambda: len(seen.changes) == 1, "the first change")
-        stopped: list[None] = []
-        w.on("stop", stopped.append)
-        await w.stop()
-        self.assertEqual(stopped, [None])
-        self.assertEqual(
-            [
-                c
-                for c in reactor.getDelayedCalls()
-                if getattr(getattr(c, "func", None), "__self__", None) is w
-            ],
-            [],
-        )
-        witness, witness_seen = self.watcher(client, "/s", index=first.index + 1)
-        witness.start()
-        last = await client.set("/s", "2")
-        await until(lambda: witness_seen.indexes[-1:] == [last.index], "the witness")
-        self.assertEqual(len(seen.changes), 1)
-        await witness.stop()
-        # trial fails the test if a connection or a timer is left behind.
-        await client.close()
 
 
 class ClusterWatcherTests(TestCase):
@@ -269,6 +140,44 @@ class ClusterWatcherTests(TestCase):
         self.assertEqual(seen.indexes, before + after)
         self.assertEqual(seen.resyncs, [])
         self.assertEqual(w.index, after[-1])
+        await w.stop()
+
+
+class ProxyWatcherTests(TestCase):
+    """
+    A watcher whose route to a member goes through a :class:`~txetcd2.testing.FaultProxy`.
+    """
+
+    timeout = 300
+
+    async def test_blackholed_route(self) -> None:
+        """A stream through a black-holed route goes quiet: the watcher moves on, nothing lost."""
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        direct = cluster.client_urls[0]
+        port = urlsplit(direct).port
+        assert port is not None
+        proxy = FaultProxy(reactor, "127.0.0.1", port)
+        routed = await proxy.start()
+        self.addCleanup(proxy.stop)
+        # Two routes to one member: the client takes them for two members.
+        watch_client = EtcdClient([routed, direct], reactor=reactor, timeout=3.0)
+        self.addCleanup(watch_client.close)
+        write_client = EtcdClient([direct], reactor=reactor, timeout=15.0)
+        self.addCleanup(write_client.close)
+        first = await write_client.set("/hole/k", "start")
+        w = watch_client.watcher("/hole/k", index=first.index + 1, idle_timeout=2.0)
+        seen = Recorder(w)
+        self.addCleanup(w.stop)
+        w.start()
+        before = [(await write_client.set("/hole/k", f"b{i}")).index for i in range(50)]
+        await until(lambda: seen.indexes[-1:] == before[-1:], "the writes before the hole")
+        self.assertEqual(w.endpoint, routed)
+        proxy.blackhole()
+        after = [(await write_client.set("/hole/k", f"a{i}")).index for i in range(50)]
+        await until(lambda: seen.indexes[-1:] == after[-1:], "the writes after the hole")
+        self.assertEqual(seen.indexes, before + after)
+        self.assertEqual(w.endpoint, direct)
+        self.assertEqual(seen.resyncs, [])
         await w.stop()
 
 
