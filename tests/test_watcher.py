@@ -63,6 +63,8 @@ class WatcherTestCase(SynchronousTestCase):
         """
         kwargs.setdefault("retry_policy", backoffPolicy(jitter=lambda: 0.0))
         kwargs.setdefault("idle_timeout", 30.0)
+        # The probe has its own tests (test_watcher_probe.py); these test the rest.
+        kwargs.setdefault("probe_interval", None)
         w = self.client.watcher(key, **kwargs)
         for name in ("change", "resync", "reconnect", "error", "stop"):
             w.on(name, lambda payload, name=name: self.seen.append((name, payload)))
@@ -614,5 +616,5 @@ class ExportTests(SynchronousTestCase):
         self.assertIn("Watcher", txetcd2.__all__)
         self.assertEqual(
             set(watch.EVENT_NAMES) - set(watch.ACTIONS),
-            {"change", "resync", "reconnect", "error", "stop"},
+            {"change", "resync", "reconnect", "lagging", "error", "stop"},
         )

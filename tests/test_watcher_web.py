@@ -77,6 +77,8 @@ class WebWatcherTestCase(SynchronousTestCase):
         """
         kwargs.setdefault("retry_policy", backoffPolicy(jitter=lambda: 0.0))
         kwargs.setdefault("idle_timeout", 30.0)
+        # The probe has its own tests (test_watcher_probe.py); these test the rest.
+        kwargs.setdefault("probe_interval", None)
         w = self.client.watcher(key, **kwargs)
         for name in ("change", "resync", "reconnect", "error", "stop"):
             w.on(name, lambda payload, name=name: self.seen.append((name, payload)))

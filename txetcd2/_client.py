@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IResolver
 from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool
@@ -31,7 +31,12 @@ from txetcd2._watch.watcher import Watcher
 from txetcd2._wire.admin_models import Member, RawAnswer
 from txetcd2._wire.answers import RawResponse, error_for
 from txetcd2._wire.credentials import check_credentials
-from txetcd2._wire.errors import EtcdError, EtcdProtocolError, KeyNotFound, NotFile
+from txetcd2._wire.errors import (
+    ClientClosed,
+    EtcdProtocolError,
+    KeyNotFound,
+    NotFile,
+)
 from txetcd2._wire.keys import (
     Query,
     canonical_path,
@@ -215,6 +220,8 @@ class EtcdClient:
             self._timeout,
         )
         self._pending: set[Deferred[Any]] = set()
+        #: running watchers (services), stopped by close()
+        self._watching: set[Any] = set()
         self._closed = False
 
     @classmethod
@@ -253,7 +260,7 @@ class EtcdClient:
         ``sync_interval`` or ``prefer_leader`` was given. :meth:`close` stops it.
         """
         if self._closed:
-            raise EtcdError("this EtcdClient is closed; create a new one")
+            raise ClientClosed("start()")
         self._sync.start()
 
     def __repr__(self) -> str:
@@ -269,7 +276,7 @@ class EtcdClient:
     def _run(self, coroutine: Coroutine[Any, Any, _T]) -> Deferred[_T]:
         if self._closed:
             coroutine.close()
-            raise EtcdError("this EtcdClient is closed; create a new one")
+            raise ClientClosed()
         d = Deferred.fromCoroutine(coroutine)
         self._pending.add(d)
 
@@ -675,12 +682,13 @@ class EtcdClient:
         recursive: bool = False,
         retry_policy: Callable[[int], float] | None = None,
         idle_timeout: float = 60.0,
+        probe_interval: float | None = 5.0,
     ) -> Watcher:
         """
         Build a :class:`~txetcd2.watch.Watcher` that follows every change of a
         key, exactly once and in order, across reconnects and lost history.
 
-        It does nothing until started; stop it before closing the client.
+        It does nothing until started; :meth:`close` stops it.
 
         :param key: the key or directory.
         :param index: the first index to report (default: changes after it started).
@@ -688,8 +696,13 @@ class EtcdClient:
         :param retry_policy: seconds before the ``n``-th retry (default:
             :func:`twisted.application.internet.backoffPolicy`).
         :param idle_timeout: seconds of silence after which the watch is renewed.
+        :param probe_interval: seconds of a quiet stream after which a probe
+            checks that nothing was missed (``None``: no probe).
         :returns: the watcher, not started.
+        :raises ClientClosed: after :meth:`close`.
         """
+        if self._closed:
+            raise ClientClosed("watcher()")
         return Watcher(
             self,
             key,
@@ -697,6 +710,7 @@ class EtcdClient:
             recursive=recursive,
             retry_policy=retry_policy,
             idle_timeout=idle_timeout,
+            probe_interval=probe_interval,
         )
 
     # -- members, statistics and raw requests (txetcd2._api.admin) -----------------
@@ -838,15 +852,21 @@ class EtcdClient:
 
     def close(self) -> Deferred[None]:
         """
-        Cancel every request in flight and close the pooled connections.
+        Stop every watcher built from this client, cancel every request in
+        flight and close the pooled connections.
 
-        :returns: a Deferred firing once the connections are closed.
+        :returns: a Deferred firing once the watchers stopped and the
+            connections are closed.
         """
         self._closed = True
         self._sync.stop()
+        stopping = [service.stopService() for service in list(self._watching)]
         for d in list(self._pending):
             d.cancel()
-        if self._pool is None:
-            return succeed(None)
-        closing: Deferred[None] = self._pool.closeCachedConnections()
-        return closing
+        return Deferred.fromCoroutine(self._close_pool(stopping))
+
+    async def _close_pool(self, stopping: list[Deferred[None]]) -> None:
+        for stopped in stopping:
+            await stopped
+        if self._pool is not None:
+            await self._pool.closeCachedConnections()

@@ -17,6 +17,7 @@ from txetcd2._wire.auth_models import (
     RootProtected,
 )
 from txetcd2._wire.errors import (
+    ClientClosed,
     ClusterUnavailable,
     DirNotEmpty,
     EtcdAdminError,
@@ -65,6 +66,7 @@ __all__ = [
     "AuthConflict",
     "AuthNotFound",
     "AuthRequestRejected",
+    "ClientClosed",
     "ClusterUnavailable",
     "DirNotEmpty",
     "EtcdAdminError",

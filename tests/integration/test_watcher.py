@@ -158,7 +158,7 @@ class WatcherIntegrationTests(TestCase):
         w.start()
         await client.set("/s", "1")
         await until(lambda: len(seen.changes) == 1, "the first change")
-        stopped: list[None] = []
+        stopped: list[object] = []
         w.on("stop", stopped.append)
         await w.stop()
         self.assertEqual(stopped, [None])

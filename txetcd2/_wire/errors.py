@@ -460,6 +460,23 @@ class EtcdClusterMismatch(EtcdError):
         )
 
 
+@attrs.frozen(auto_exc=True, eq=False)
+class ClientClosed(EtcdError):
+    """
+    A call, or a watcher, used an :class:`~txetcd2.EtcdClient` after its ``close()``.
+
+    :ivar what: what needed the client (for the message).
+    """
+
+    what: str = "this call"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.what} needs an open EtcdClient, but close() was called on it; "
+            "create a new EtcdClient"
+        )
+
+
 def describe_errors(errors: Sequence[tuple[str, Exception]]) -> str:
     """
     Format a list of per-endpoint errors for a message.
