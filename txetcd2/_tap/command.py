@@ -223,7 +223,7 @@ def makeService(
         errors.write(f"etcd-watch: {watch.fatal_error or 'watching cannot go on'}\n")
         errors.flush()
         exit_status(1)
-        if reactor.running:
+        if getattr(reactor, "running", False):
             reactor.stop()
 
     top = MultiService()
