@@ -4,6 +4,7 @@ Integration tests for the Watcher against real etcd members started by the harne
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +13,9 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from txetcd2 import EtcdClient, EtcdError, EtcdResponse, Watcher
+from txetcd2 import EtcdClient, EtcdError, EtcdResponse, EtcdV2Disabled, Watcher
 from txetcd2.testing import EtcdCluster, EtcdMember, start_etcd
+from txetcd2.watch import State
 
 #: Generous: the machine is small and shared.
 DEADLINE = 120.0
@@ -403,3 +405,162 @@ class SoakTests(TestCase):
             else:
                 self.assertIn(value, writer.uncertain)
         await w.stop()
+
+
+def busy(milliseconds: float) -> None:
+    """
+    Keep the reactor busy for ``milliseconds``, as a slow callback would (never sleeps).
+    """
+    end = time.monotonic() + milliseconds / 1000.0
+    while time.monotonic() < end:
+        pass
+
+
+class SlowConsumerTests(TestCase):
+    """
+    A consumer slower than the writes: etcd drops its stream, the probe notices in seconds.
+    """
+
+    timeout = 600
+
+    async def test_slow_callbacks(self) -> None:
+        """
+        Callbacks of 2-5 ms under 5,000 writes of 2 KiB at 32 in flight: every write is
+        delivered or covered by a resync, the last one at most 10 s after the writer ended.
+        """
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        watch_client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(watch_client.close)
+        write_client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(write_client.close)
+        first = await write_client.set("/slow/k", "start")
+        w = watch_client.watcher("/slow/k", index=first.index + 1)
+        self.addCleanup(w.stop)
+        timeline: list[tuple[str, int]] = []
+        reached: list[float] = []
+        last_write = [2**63]
+        lagging: list[int] = []
+
+        def seen(kind: str, index: int) -> None:
+            timeline.append((kind, index))
+            if index >= last_write[0] and not reached:
+                reached.append(reactor.seconds())
+
+        def slow_change(event: EtcdResponse) -> None:
+            busy(2 + event.index % 4)
+            seen("change", event.index)
+
+        w.on("change", slow_change)
+        w.on("resync", lambda snapshot: seen("resync", snapshot.etcd_index))
+        w.on("lagging", lagging.append)
+        w.start()
+        value = "x" * 2048
+        semaphore = DeferredSemaphore(32)
+        writes = await gatherResults(
+            [semaphore.run(write_client.set, "/slow/k", value) for _ in range(5000)]
+        )
+        ended = reactor.seconds()
+        indexes = sorted(r.index for r in writes)
+        last_write[0] = indexes[-1]
+        if timeline and timeline[-1][1] >= indexes[-1]:
+            reached.append(ended)
+        await until(lambda: bool(reached), "the last write", deadline=120.0)
+        after = reached[0] - ended
+        resyncs = [i for kind, i in timeline if kind == "resync"]
+        print(
+            f"\nslow consumer: last event {after:.2f}s after the writer ended; "
+            f"{len(timeline) - len(resyncs)} changes, {len(resyncs)} resyncs, "
+            f"{w.lagged} times lagging, {w.probes} probes"
+        )
+        self.assertLessEqual(after, 10.0)
+        # Every write was delivered, or a resync at or after it came before the next change.
+        order = [i for _, i in timeline]
+        self.assertEqual(order, sorted(order))
+        delivered = {i for kind, i in timeline if kind == "change"}
+        for index in indexes:
+            if index in delivered:
+                continue
+            covering = next((entry for entry in timeline if entry[1] >= index), None)
+            self.assertEqual(covering and covering[0], "resync", index)
+        self.assertEqual(len(lagging), w.lagged)
+        await w.stop()
+
+
+class ProbeIntegrationTests(TestCase):
+    """
+    The probe against real etcd.
+    """
+
+    timeout = 600
+
+    async def test_quiet_key_stays_in_history(self) -> None:
+        """
+        A quiet key while 1,200 other changes pass over 12 s: the probe moves the resume
+        index, so a restart resumes without a resync; without the probe it needs one.
+        """
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(client.close)
+        first = await client.set("/quiet/k", "0")
+        probed = client.watcher("/quiet/k", index=first.index + 1, probe_interval=0.5)
+        unprobed = client.watcher("/quiet/k", index=first.index + 1, probe_interval=None)
+        seen = Recorder(probed)
+        unseen = Recorder(unprobed)
+        self.addCleanup(probed.stop)
+        self.addCleanup(unprobed.stop)
+        probed.start()
+        unprobed.start()
+        semaphore = DeferredSemaphore(20)
+        for batch in range(12):
+            # 100 changes of other keys a second: a probe (every ~1 s: 0.5 s of quiet,
+            # then 0.5 s of grace) sees each batch while etcd's history still holds it.
+            await gatherResults(
+                [semaphore.run(client.set, f"/other/{batch}-{i}", "x") for i in range(100)]
+            )
+            await deferLater(reactor, 1.0)
+        sent = probed.probes
+        await until(lambda: probed.probes >= sent + 2, "two probes after the writes")
+        await probed.stop()
+        await unprobed.stop()
+        last = await client.set("/quiet/k", "1")
+        probed.start()
+        unprobed.start()
+        await until(lambda: seen.indexes == [last.index], "the change, probed")
+        await until(lambda: len(unseen.resyncs) == 1, "the resync, unprobed")
+        self.assertEqual(seen.resyncs, [])
+        self.assertEqual(seen.errors, [])
+
+    async def test_close_stops_watchers(self) -> None:
+        """close() stops a running watcher: no more events, state STOPPED, "stop" called."""
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        writer = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(writer.close)
+        first = await writer.set("/closing/k", "0")
+        w = client.watcher("/closing/k", index=first.index + 1)
+        seen = Recorder(w)
+        stops: list[object] = []
+        w.on("stop", stops.append)
+        w.start()
+        await writer.set("/closing/k", "1")
+        await until(lambda: len(seen.changes) == 1, "the first change")
+        await client.close()
+        self.assertEqual(stops, [None])
+        self.assertIs(w.state, State.STOPPED)
+        await writer.set("/closing/k", "2")
+        await deferLater(reactor, 0.5)
+        self.assertEqual(len(seen.changes), 1)
+
+    async def test_v2_disabled(self) -> None:
+        """Against etcd without --enable-v2 the watcher gives up with EtcdV2Disabled."""
+        cluster = await start_etcd(self, 1, reactor=reactor, enable_v2=False)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(client.close)
+        w = client.watcher("/x")
+        stops: list[Any] = []
+        w.on("stop", stops.append)
+        w.start()
+        await until(lambda: bool(stops), "the watcher giving up")
+        self.assertIsInstance(stops[0].value, EtcdV2Disabled)
+        self.assertIs(w.state, State.FAILED)
+        self.assertEqual(len(self.flushLoggedErrors(EtcdV2Disabled)), 1)
