@@ -10,7 +10,7 @@ from tests.test_watch_hub import HubTestCase
 from tests.test_watcher import WatcherTestCase, line
 from txetcd2 import EtcdTimeout
 from txetcd2.testing._fakes import error_body
-from txetcd2.watch import State, Watcher
+from txetcd2.watch import Lag, State, Watcher
 
 
 class ProbeTestCase(WatcherTestCase):
@@ -91,7 +91,7 @@ class ProbeTests(ProbeTestCase):
         self.clock.advance(5)
         self.request()[0].respond(200, line("set", "/k", 12), {"x-etcd-index": "300"})
         self.assertTrue(stream.transport.aborted)
-        self.assertIn(("lagging", 289), self.seen)
+        self.assertIn(("lagging", Lag("dropped", 289)), self.seen)
         self.assertEqual(w.lagged, 1)
         self.assertEqual(self.events(), [11, 12])
         self.clock.advance(0)
@@ -228,6 +228,68 @@ class ProbeTests(ProbeTestCase):
                 req.respond(200, None, {"x-etcd-index": "10"}, finish=False)
         self.assertEqual(w.probes, 10)
         self.assertEqual(sent, 12)
+
+
+class SlowConsumerTests(ProbeTestCase):
+    """
+    A slow consumer is reported as "lagging" before etcd drops its stream, and probed sooner.
+    """
+
+    def test_busy_callbacks(self) -> None:
+        """Callbacks taking the whole reactor for a second: "busy", then a probe after 0.5 s."""
+        w = self.watcher()
+        w.on("change", lambda event: self.clock.advance(0.1))
+        w.start()
+        stream = self.stream(10)
+        stream.write(b"".join(line("set", "/k", i) for i in range(11, 22)))
+        self.assertIn(("lagging", Lag("busy")), self.seen)
+        self.assertEqual(w.lagged, 1)
+        self.assertEqual(self.agent.pending(), [])
+        self.clock.advance(0.5)
+        self.assertEqual(self.request()[1]["waitIndex"], "22")
+
+    def test_caught_up(self) -> None:
+        """A probe that blocks ends the busy state: the next probe waits the full interval."""
+        w = self.watcher()
+        w.on("change", lambda event: self.clock.advance(0.1))
+        w.start()
+        self.stream(10).write(b"".join(line("set", "/k", i) for i in range(11, 22)))
+        self.clock.advance(0.5)
+        self.request()[0].respond(200, None, {"x-etcd-index": "30"}, finish=False)
+        self.clock.advance(0.5)
+        self.clock.advance(4.9)
+        self.assertEqual(self.agent.pending(), [])
+        self.clock.advance(0.1)
+        self.assertEqual(self.request()[1]["waitIndex"], "31")
+
+    def test_fast_callbacks(self) -> None:
+        """Callbacks taking a third of the time are not reported."""
+        w = self.watcher()
+        stream = self.stream_after_start(w)
+        for i in range(11, 31):
+            self.clock.advance(0.2)
+            stream.write(line("set", "/k", i))
+        self.assertNotIn("lagging", self.names())
+        self.assertEqual(w.lagged, 0)
+
+    def test_history_lost(self) -> None:
+        """A probe refused with errorCode 401 reports "history lost" with the distance."""
+        w = self.watcher()
+        w.start()
+        self.stream(10, line("set", "/k", 11))
+        self.clock.advance(5)
+        self.request()[0].respond(400, error_body(401, "outdated", "", 2000))
+        self.assertIn(("lagging", Lag("history lost", 1989)), self.seen)
+        self.assertEqual(
+            str(Lag("history lost", 1989)), "history lost, at least 1989 indexes behind"
+        )
+
+    def stream_after_start(self, w: Watcher) -> Any:
+        """
+        Start ``w`` and answer its stream request, open, at index 10.
+        """
+        w.start()
+        return self.stream(10)
 
 
 class HubProbeTests(HubTestCase):

@@ -4,6 +4,9 @@ Integration tests for the Watcher against real etcd members started by the harne
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,12 +14,15 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutput
 from twisted.trial.unittest import TestCase
 
 from txetcd2 import EtcdClient, EtcdError, EtcdResponse, EtcdV2Disabled, Watcher
 from txetcd2.testing import EtcdCluster, EtcdMember, start_etcd
-from txetcd2.watch import State
+from txetcd2.watch import Lag, State
 
+#: The checkout, for the writer process.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: Generous: the machine is small and shared.
 DEADLINE = 120.0
 
@@ -425,48 +431,37 @@ class SlowConsumerTests(TestCase):
 
     async def test_slow_callbacks(self) -> None:
         """
-        Callbacks of 2-5 ms under 5,000 writes of 2 KiB at 32 in flight: every write is
-        delivered or covered by a resync, the last one at most 10 s after the writer ended.
+        Callbacks of 2-5 ms under 5,000 writes of 2 KiB at 32 in flight (from another process):
+        every write is delivered or covered by a resync, the last one at most 10 s after the
+        writer ended.
         """
         cluster = await start_etcd(self, 1, reactor=reactor)
-        watch_client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
-        self.addCleanup(watch_client.close)
-        write_client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
-        self.addCleanup(write_client.close)
-        first = await write_client.set("/slow/k", "start")
-        w = watch_client.watcher("/slow/k", index=first.index + 1)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(client.close)
+        first = await client.set("/slow/k", "start")
+        w = client.watcher("/slow/k", index=first.index + 1)
         self.addCleanup(w.stop)
-        timeline: list[tuple[str, int]] = []
-        reached: list[float] = []
-        last_write = [2**63]
-        lagging: list[int] = []
-
-        def seen(kind: str, index: int) -> None:
-            timeline.append((kind, index))
-            if index >= last_write[0] and not reached:
-                reached.append(reactor.seconds())
+        timeline: list[tuple[str, int, float]] = []
+        lagging: list[Lag] = []
 
         def slow_change(event: EtcdResponse) -> None:
             busy(2 + event.index % 4)
-            seen("change", event.index)
+            timeline.append(("change", event.index, time.time()))
 
         w.on("change", slow_change)
-        w.on("resync", lambda snapshot: seen("resync", snapshot.etcd_index))
+        w.on("resync", lambda snap: timeline.append(("resync", snap.etcd_index, time.time())))
         w.on("lagging", lagging.append)
         w.start()
-        value = "x" * 2048
-        semaphore = DeferredSemaphore(32)
-        writes = await gatherResults(
-            [semaphore.run(write_client.set, "/slow/k", value) for _ in range(5000)]
+        argv = [cluster.client_urls[0], "/slow/k", "5000", "32", "2048"]
+        output = await getProcessOutput(
+            sys.executable, ["-m", "tests.integration._writer", *argv], env=os.environ, path=ROOT
         )
-        ended = reactor.seconds()
-        indexes = sorted(r.index for r in writes)
-        last_write[0] = indexes[-1]
-        if timeline and timeline[-1][1] >= indexes[-1]:
-            reached.append(ended)
-        await until(lambda: bool(reached), "the last write", deadline=120.0)
-        after = reached[0] - ended
-        resyncs = [i for kind, i in timeline if kind == "resync"]
+        written = json.loads(output)
+        indexes: list[int] = written["indexes"]
+        await until(lambda: timeline[-1][1] >= indexes[-1], "the last write", deadline=120.0)
+        reached = next(t for _, index, t in timeline if index >= indexes[-1])
+        after = reached - written["ended"]
+        resyncs = [index for kind, index, _ in timeline if kind == "resync"]
         print(
             f"\nslow consumer: last event {after:.2f}s after the writer ended; "
             f"{len(timeline) - len(resyncs)} changes, {len(resyncs)} resyncs, "
@@ -474,14 +469,13 @@ class SlowConsumerTests(TestCase):
         )
         self.assertLessEqual(after, 10.0)
         # Every write was delivered, or a resync at or after it came before the next change.
-        order = [i for _, i in timeline]
+        order = [index for _, index, _ in timeline]
         self.assertEqual(order, sorted(order))
-        delivered = {i for kind, i in timeline if kind == "change"}
+        delivered = {index for kind, index, _ in timeline if kind == "change"}
         for index in indexes:
-            if index in delivered:
-                continue
-            covering = next((entry for entry in timeline if entry[1] >= index), None)
-            self.assertEqual(covering and covering[0], "resync", index)
+            if index not in delivered:
+                covering = next(kind for kind, at, _ in timeline if at >= index)
+                self.assertEqual(covering, "resync", index)
         self.assertEqual(len(lagging), w.lagged)
         await w.stop()
 

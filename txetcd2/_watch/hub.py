@@ -124,7 +124,7 @@ class WatchHub:
         self._source.on("change", self._changed)
         self._source.on("resync", self._resynced)
         self._source.on("reconnect", lambda delay: self._broadcast("reconnect", delay))
-        self._source.on("lagging", lambda behind: self._broadcast("lagging", behind))
+        self._source.on("lagging", lambda lag: self._broadcast("lagging", lag))
         self._source.on("error", lambda failure: self._broadcast("error", failure))
         self._source.on("stop", self._source_stopped)
 

@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txetcd2._watch.lag import Lag
 from txetcd2._wire.models import EtcdResponse
 
 #: etcd's actions; each is also an event name of :meth:`~txetcd2.watch.Watcher.on`.
@@ -117,7 +118,7 @@ class Listeners:
     def on(self, name: Literal["reconnect"], callback: Callable[[float], object]) -> None: ...
 
     @overload
-    def on(self, name: Literal["lagging"], callback: Callable[[int], object]) -> None: ...
+    def on(self, name: Literal["lagging"], callback: Callable[[Lag], object]) -> None: ...
 
     @overload
     def on(self, name: Literal["stop"], callback: Callable[[Failure | None], object]) -> None: ...
@@ -142,10 +143,10 @@ class Listeners:
           has no value, no children and ``modified_index == 0``;
         - ``"reconnect"``: a new request is about to be sent, after the given
           delay in seconds (``0.0``: at once);
-        - ``"lagging"``: the callbacks are slower than the writes and etcd
-          dropped the stream (see :class:`~txetcd2.watch.Watcher`): how many
-          indexes the watcher was behind (at least); it catches up (or
-          resyncs) next;
+        - ``"lagging"``: the callbacks are slower than the writes (see
+          :class:`~txetcd2.watch.Watcher`): a :class:`~txetcd2.watch.Lag`
+          saying why (``"busy"``, ``"dropped"``, ``"history lost"``) and, when
+          known, how many indexes the watcher was behind;
         - ``"error"``: a :class:`~twisted.python.failure.Failure` for a
           problem: one the watcher recovers from (a failed request, a
           malformed answer, a callback that raised: it retries or goes on),

@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IResponse
 
 from txetcd2._transport.lines import EventStream, clean_end
+from txetcd2._watch.lag import BUSY, DROPPED, HISTORY_LOST, BusyMeter, Lag
 from txetcd2._watch.listeners import ACTIONS
 from txetcd2._watch.probe import Blocked, Failed, Found, Outcome, Probe
 from txetcd2._watch.source import as_source, is_fatal
@@ -53,6 +54,10 @@ from txetcd2._wire.models import DecodeError, EtcdResponse, decode_event
 _ENDED = "the stream ended"  # cleanly: reconnect at once
 _IDLE = "the stream was silent"  # for idle_timeout: reconnect at once, to another member
 _BEHIND = "the stream fell behind"  # a probe found a missed event: reconnect at once
+
+#: Seconds of quiet before a probe while the callbacks are saturated (etcd
+#: has probably dropped the stream).
+PROBE_SOON = 0.5
 
 #: Seconds a probe's body may take after its headers before the probe is
 #: taken as blocked (etcd writes an event it has right after the headers).
@@ -128,12 +133,17 @@ class Watcher(Lifecycle):
     (about 100 events); when that overflows etcd drops the watcher without
     closing the stream, which goes quiet. After ``probe_interval`` seconds of
     quiet the watcher sends a probe (a one-shot long-poll at the next wanted
-    index): etcd answers it at once from its history, so the watcher reports
-    ``"lagging"`` (with how many indexes it was behind, also counted in
-    :attr:`lagged`), and reconnects to catch up with long-polls, or with a
-    resync if it fell more than etcd's 1000-event history behind. Make
-    callbacks fast (hand slow work to a queue or a thread) when
-    ``"lagging"`` shows up.
+    index): etcd answers it at once from its history, so the watcher
+    reconnects to catch up with long-polls, or with a resync if it fell more
+    than etcd's 1000-event history behind. A slow consumer is visible before
+    that: when the callbacks take nearly all the reactor's time (90 % over a
+    second), the watcher reports ``"lagging"`` with a
+    :class:`~txetcd2.watch.Lag` whose ``reason`` is ``"busy"``, and probes
+    after half a second of quiet instead of ``probe_interval``; it reports
+    ``"lagging"`` again (``"dropped"`` or ``"history lost"``, with how many
+    indexes it was behind) when the probe finds the stream dropped. Each
+    report is counted in :attr:`lagged`. Make callbacks fast (hand slow work
+    to a queue or a thread) when ``"lagging"`` shows up.
 
     **Cost of the probe.** On a quiet key, one short request every
     ``probe_interval`` seconds (12 a minute at 5 s), each held for half a
@@ -157,7 +167,7 @@ class Watcher(Lifecycle):
         etcd sends no heartbeat).
     :param probe_interval: seconds of a quiet stream after which a probe
         checks that nothing was missed; ``None`` turns the probe off.
-    :ivar lagged: how many times the stream was found behind.
+    :ivar lagged: how many times ``"lagging"`` was reported.
     :ivar probes: how many probes were sent.
     :raises TypeError: for arguments of the wrong type.
     :raises ValueError: for a bad key, index or timeout.
@@ -213,6 +223,7 @@ class Watcher(Lifecycle):
         self._readers: set[EventStream] = set()
         self._answer: _Answer | None = None
         self._idle: IDelayedCall | None = None
+        self._meter = BusyMeter(self._clock)
         self.lagged = 0
         self.probes = 0
 
@@ -599,8 +610,8 @@ class Watcher(Lifecycle):
         if self._idle is not None and self._idle.active():
             self._idle.reset(self._idle_timeout)
         timer = answer.probe_timer
-        if timer is not None and timer.active() and self._probe_interval is not None:
-            timer.reset(self._probe_interval)
+        if timer is not None and timer.active():
+            timer.reset(self._quiet_interval())
 
     def _went_idle(self, answer: _Answer) -> None:
         self._idle = None
@@ -621,10 +632,15 @@ class Watcher(Lifecycle):
 
     # -- the probe -------------------------------------------------------------
 
+    def _quiet_interval(self) -> float:
+        interval = self._probe_interval
+        assert interval is not None
+        return min(interval, PROBE_SOON) if self._meter.saturated else interval
+
     def _arm_probe(self, answer: _Answer) -> None:
         if self._probe_interval is None or answer.over:
             return
-        answer.probe_timer = self._clock.callLater(self._probe_interval, self._probe, answer)
+        answer.probe_timer = self._clock.callLater(self._quiet_interval(), self._probe, answer)
 
     def _end_probe(self, answer: _Answer) -> Probe | None:
         timer, answer.probe_timer = answer.probe_timer, None
@@ -660,12 +676,16 @@ class Watcher(Lifecycle):
             return
         self._enter(State.STREAMING)
         if isinstance(outcome, Failed):
-            answer.error = outcome.error
+            error = outcome.error
+            if isinstance(error, EventIndexCleared) and self._index is not None:
+                self._lagging(answer, Lag(HISTORY_LOST, max(error.index - self._index, 0)))
+            answer.error = error
             self._abort(answer)
             return
         if isinstance(outcome, Blocked):
             assert self._next is not None
             self._next = max(self._next, outcome.store + 1)
+            self._meter.reset()
         elif isinstance(outcome, Found):
             if outcome.behind and (self._index is None or outcome.event.index > self._index):
                 self._fell_behind(answer, outcome)
@@ -676,19 +696,30 @@ class Watcher(Lifecycle):
 
     def _fell_behind(self, answer: _Answer, found: Found) -> None:
         behind = found.store - (self._index if self._index is not None else found.event.index - 1)
-        self.lagged += 1
-        self.log.warn(
-            "watch {key}: the stream from {endpoint} fell at least {behind} indexes behind "
-            "(the callbacks are slower than the writes, and etcd dropped the stream); "
-            "catching up",
-            key=self._key,
-            endpoint=answer.endpoint,
-            behind=behind,
-        )
-        self._emit("lagging", behind)
+        self._lagging(answer, Lag(DROPPED, behind))
         answer.behind = True
         self._abort(answer)
         self._deliver(found.event)
+
+    def _lagging(self, answer: _Answer | None, lag: Lag) -> None:
+        self.lagged += 1
+        where = answer.endpoint if answer is not None else self.endpoint
+        what = {
+            BUSY: "the callbacks take nearly all the reactor's time; etcd will drop the "
+            "stream if this goes on",
+            DROPPED: "etcd dropped the stream (the callbacks are slower than the writes); "
+            "catching up",
+            HISTORY_LOST: "the stream fell behind etcd's history (the callbacks are slower "
+            "than the writes); reading the tree",
+        }[lag.reason]
+        self.log.warn(
+            "watch {key} is lagging at {endpoint} ({lag}): {what}",
+            key=self._key,
+            endpoint=where,
+            lag=str(lag),
+            what=what,
+        )
+        self._emit("lagging", lag)
 
     def _deliver(self, event: EtcdResponse) -> None:
         if not self._live():
@@ -701,9 +732,15 @@ class Watcher(Lifecycle):
         self._index = event.index
         self._next = event.index + 1
         self._failures = 0
+        started = self._clock.seconds()
         self._emit("change", event)
         if event.action in ACTIONS:
             self._emit(event.action, event)
+        if self._meter.add(started) and self._live():
+            self._lagging(self._answer, Lag(BUSY))
+            answer = self._answer
+            if answer is not None:
+                self._touch(answer)  # the probe's shorter interval, from now
 
 
 #: The default retry policy: stateless, so every watcher shares it.
