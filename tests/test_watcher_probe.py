@@ -215,7 +215,7 @@ class ProbeTests(ProbeTestCase):
             self.client.watcher("/k", probe_interval="5")  # type: ignore[arg-type]
 
     def test_cost_per_quiet_minute(self) -> None:
-        """A quiet minute costs 10 probes (each held 0.5 s) and one renewal of the stream."""
+        """A quiet minute costs 3 probes (after 5, 10, 20 s of quiet) and one renewal."""
         w = self.watcher(idle_timeout=60.0)
         w.start()
         self.stream(10)
@@ -226,8 +226,8 @@ class ProbeTests(ProbeTestCase):
                 # Streams and probes alike are accepted and stay silent.
                 sent += 1
                 req.respond(200, None, {"x-etcd-index": "10"}, finish=False)
-        self.assertEqual(w.probes, 10)
-        self.assertEqual(sent, 12)
+        self.assertEqual(w.probes, 3)
+        self.assertEqual(sent, 5)
 
 
 class SlowConsumerTests(ProbeTestCase):
@@ -249,7 +249,7 @@ class SlowConsumerTests(ProbeTestCase):
         self.assertEqual(self.request()[1]["waitIndex"], "22")
 
     def test_caught_up(self) -> None:
-        """A probe that blocks ends the busy state: the next probe waits the full interval."""
+        """A probe that blocks ends the busy state: the next one waits twice the interval."""
         w = self.watcher()
         w.on("change", lambda event: self.clock.advance(0.1))
         w.start()
@@ -257,7 +257,7 @@ class SlowConsumerTests(ProbeTestCase):
         self.clock.advance(0.5)
         self.request()[0].respond(200, None, {"x-etcd-index": "30"}, finish=False)
         self.clock.advance(0.5)
-        self.clock.advance(4.9)
+        self.clock.advance(9.9)
         self.assertEqual(self.agent.pending(), [])
         self.clock.advance(0.1)
         self.assertEqual(self.request()[1]["waitIndex"], "31")

@@ -9,10 +9,10 @@ from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txetcd2._tap.lines import Formatter, resync_line
+from txetcd2._watch.logs import NamedLogger
 from txetcd2._wire.models import EtcdResponse
 
 
@@ -113,7 +113,7 @@ class WatchService(Service):
     :ivar fatal_error: why watching could not go on (a sentence for people), or ``None``.
     """
 
-    log = Logger(namespace="txetcd2.tap.WatchService")
+    log = NamedLogger("txetcd2.tap.WatchService")
 
     def __init__(
         self,
@@ -245,7 +245,7 @@ class EmbeddedEtcd:
     :param reactor: the reactor that runs the etcd process.
     """
 
-    log = Logger()
+    log = NamedLogger("txetcd2.tap.EmbeddedEtcd")
 
     def __init__(self, reactor: Any) -> None:
         self._reactor = reactor

@@ -17,10 +17,10 @@ from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txetcd2._watch.listeners import ACTIONS
+from txetcd2._watch.logs import NamedLogger
 from txetcd2._watch.states import Lifecycle, State, chain
 from txetcd2._watch.watcher import Watcher
 from txetcd2._wire.keys import normalize_key
@@ -93,7 +93,7 @@ class WatchHub:
     :raises ValueError: for a bad prefix, index or timeout.
     """
 
-    log = Logger(namespace="txetcd2.watch.WatchHub")
+    log = NamedLogger("txetcd2.watch.WatchHub")
 
     def __init__(
         self,
@@ -286,7 +286,7 @@ class HubWatcher(Lifecycle):
       keys that existed).
     """
 
-    log = Logger(namespace="txetcd2.watch.HubWatcher")
+    log = NamedLogger("txetcd2.watch.HubWatcher")
 
     def __init__(self, hub: WatchHub, key: str, recursive: bool) -> None:
         self._hub = hub

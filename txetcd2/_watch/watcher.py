@@ -24,13 +24,14 @@ from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import deferLater
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.web.iweb import IResponse
 
 from txetcd2._transport.lines import EventStream, clean_end
 from txetcd2._watch.lag import BUSY, DROPPED, HISTORY_LOST, BusyMeter, Lag
 from txetcd2._watch.listeners import ACTIONS
+from txetcd2._watch.logs import NamedLogger
 from txetcd2._watch.probe import Blocked, Failed, Found, Outcome, Probe
 from txetcd2._watch.source import as_source, is_fatal
 from txetcd2._watch.states import Halted, Lifecycle, State
@@ -52,7 +53,7 @@ from txetcd2._wire.models import DecodeError, EtcdResponse, decode_event
 
 #: How a stream ended, when it did not fail.
 _ENDED = "the stream ended"  # cleanly: reconnect at once
-_IDLE = "the stream was silent"  # for idle_timeout: reconnect at once, to another member
+_IDLE = "idle"  # nothing came for idle_timeout: reconnect at once, to another member
 _BEHIND = "the stream fell behind"  # a probe found a missed event: reconnect at once
 
 #: Seconds of quiet before a probe while the callbacks are saturated (etcd
@@ -84,6 +85,8 @@ class _Answer:
     error: Exception | None = None
     probe: Probe | None = None
     probe_timer: IDelayedCall | None = None
+    #: probes in a row that found nothing missed, since the last event
+    probe_round: int = 0
 
     @property
     def over(self) -> bool:
@@ -145,11 +148,14 @@ class Watcher(Lifecycle):
     report is counted in :attr:`lagged`. Make callbacks fast (hand slow work
     to a queue or a thread) when ``"lagging"`` shows up.
 
-    **Cost of the probe.** On a quiet key, one short request every
-    ``probe_interval`` seconds (12 a minute at 5 s), each held for half a
-    second; when it blocks, its ``X-Etcd-Index`` lets the watcher resume
-    after that index, so a quiet key never falls out of etcd's history. A
-    :class:`~txetcd2.watch.WatchHub` pays it once for all its local watchers.
+    **Cost of the probe.** A short request (held for half a second, on a
+    connection of its own) after ``probe_interval`` seconds of quiet, then
+    after twice as long each time it found nothing missed (up to 8 times
+    ``probe_interval``, and ``idle_timeout``): with the defaults, a quiet
+    minute costs 3 probes and the renewal of the stream. When a probe blocks, its ``X-Etcd-Index``
+    lets the watcher resume after that index, so a quiet key does not fall
+    out of etcd's history. A :class:`~txetcd2.watch.WatchHub` pays it once
+    for all its local watchers.
 
     :param client: the :class:`~txetcd2.EtcdClient` (or a
         :class:`~txetcd2._watch.source.WatchSource`) whose members, agent
@@ -173,7 +179,7 @@ class Watcher(Lifecycle):
     :raises ValueError: for a bad key, index or timeout.
     """
 
-    log = Logger(namespace="txetcd2.watch.Watcher")
+    log = NamedLogger("txetcd2.watch.Watcher")
 
     def __init__(
         self,
@@ -350,8 +356,10 @@ class Watcher(Lifecycle):
             raise
         except EventIndexCleared as e:
             self.log.warn(
-                "watch {key}: etcd no longer has index {index} ({error}); reading the tree",
+                "watch {key}: etcd at {endpoint} no longer has index {index} ({error}); "
+                "reading the tree",
                 key=self._key,
+                endpoint=self._endpoint,
                 index=self._next,
                 error=str(e),
             )
@@ -383,6 +391,8 @@ class Watcher(Lifecycle):
         if outcome == _IDLE and len(self._source.endpoints()) > 1:
             self._move_on()
         self._enter(State.CONNECTING)
+        if outcome == _IDLE:
+            outcome = f"nothing came for {self._idle_timeout:.2f}s"
         self.log.info(
             "watch {key}: {outcome} at {endpoint}; reconnecting to {next} at once "
             "from index {index}",
@@ -596,6 +606,7 @@ class Watcher(Lifecycle):
             self._abort(answer)
             return
         answer.events += 1
+        answer.probe_round = 0
         if answer.buffering:
             answer.buffer.append(event)
         else:
@@ -611,18 +622,12 @@ class Watcher(Lifecycle):
             self._idle.reset(self._idle_timeout)
         timer = answer.probe_timer
         if timer is not None and timer.active():
-            timer.reset(self._quiet_interval())
+            timer.reset(self._quiet_interval(answer))
 
     def _went_idle(self, answer: _Answer) -> None:
         self._idle = None
         answer.idle = True
         answer.quiet = answer.events == 0 and (not answer.buffering or answer.poll_accepted)
-        self.log.info(
-            "watch {key}: nothing from {endpoint} for {seconds:.2f}s; renewing",
-            key=self._key,
-            endpoint=answer.endpoint,
-            seconds=self._idle_timeout,
-        )
         self._abort(answer)
 
     def _cancel_idle(self) -> None:
@@ -632,15 +637,26 @@ class Watcher(Lifecycle):
 
     # -- the probe -------------------------------------------------------------
 
-    def _quiet_interval(self) -> float:
-        interval = self._probe_interval
-        assert interval is not None
-        return min(interval, PROBE_SOON) if self._meter.saturated else interval
+    def _quiet_interval(self, answer: _Answer) -> float:
+        """
+        Seconds of quiet before the next probe: ``probe_interval``, doubled
+        after each probe that found nothing missed, up to 8 times (a stream
+        read promptly is not dropped; the probes then only notice a silent
+        member and keep a quiet key in history), and never more than
+        ``idle_timeout``; half a second while the callbacks are saturated.
+        """
+        base = self._probe_interval
+        assert base is not None
+        if self._meter.saturated:
+            return min(base, PROBE_SOON)
+        grown: float = base * 2.0 ** min(answer.probe_round, 3)
+        return min(grown, max(self._idle_timeout, base))
 
     def _arm_probe(self, answer: _Answer) -> None:
         if self._probe_interval is None or answer.over:
             return
-        answer.probe_timer = self._clock.callLater(self._quiet_interval(), self._probe, answer)
+        interval = self._quiet_interval(answer)
+        answer.probe_timer = self._clock.callLater(interval, self._probe, answer)
 
     def _end_probe(self, answer: _Answer) -> Probe | None:
         timer, answer.probe_timer = answer.probe_timer, None
@@ -686,6 +702,7 @@ class Watcher(Lifecycle):
             assert self._next is not None
             self._next = max(self._next, outcome.store + 1)
             self._meter.reset()
+            answer.probe_round += 1
         elif isinstance(outcome, Found):
             if outcome.behind and (self._index is None or outcome.event.index > self._index):
                 self._fell_behind(answer, outcome)
