@@ -23,6 +23,7 @@ from txetcd2 import (
     RaftInternal,
     Watcher,
 )
+from txetcd2._watch import watcher as watcher_module
 from txetcd2.testing._fakes import FakeRequest, FakeResponse, RecordingAgent, error_body, node_body
 
 
@@ -44,6 +45,8 @@ class WatcherTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.agent = RecordingAgent(self.clock)
+        # The probe's jitter pinned: exact delays.
+        self.patch(watcher_module, "jitter", lambda: 0.0)
         self.client = EtcdClient(self.endpoints, reactor=self.clock, agent=self.agent, timeout=2.0)
         self.seen: list[tuple[str, Any]] = []
         self.watchers: list[Watcher] = []

@@ -8,8 +8,10 @@ it before stopping.
 
 from typing import Any
 
+from tests.test_watcher import WatcherTestCase
 from tests.test_watcher_web import WebWatcherTestCase
-from txetcd2 import EtcdProtocolError, EtcdTimeout, EtcdV2Disabled, Watcher
+from txetcd2 import EtcdConnectionError, EtcdProtocolError, EtcdTimeout, EtcdV2Disabled, Watcher
+from txetcd2.testing._fakes import FakeRequest
 from txetcd2.watch import State
 
 JSON = {"content-type": "application/json"}
@@ -171,3 +173,55 @@ class EveryPathTests(WebWatcherTestCase):
         self.successResultOf(closing)
         self.assertIs(w.state, State.STOPPED)
         self.assertEqual(self.open_connections(), [])
+
+
+class HeaderPathTests(WatcherTestCase):
+    """
+    Errors after the headers, before the body is read: each answer is ended or aborted.
+    """
+
+    def left_open(self) -> list[FakeRequest]:
+        """
+        The requests still waiting, or whose answer is neither ended nor aborted.
+        """
+        return [
+            r
+            for r in self.agent.requests
+            if (not r.deferred.called and not r.cancelled)
+            or (
+                r.response is not None
+                and not r.response.ended
+                and not r.response.transport.aborted
+            )
+        ]
+
+    def test_error_body_cut(self) -> None:
+        """A 500 whose body breaks off is a connection error; the answer is ended."""
+        w = self.watcher(retry_policy=lambda attempt: 1.0)
+        w.start()
+        response = self.request()[0].respond(500, b'{"errorCode": 3', finish=False)
+        response.fail()
+        [error] = [p for n, p in self.seen if n == "error"]
+        self.assertIsNotNone(error.check(EtcdConnectionError))
+        self.assertEqual(self.left_open(), [])
+
+    def test_no_index_aborted(self) -> None:
+        """A 200 without X-Etcd-Index is aborted at once, before any retry."""
+        w = self.watcher(retry_policy=lambda attempt: 1.0)
+        w.start()
+        response = self.request()[0].respond(200, None, {}, finish=False)
+        self.assertTrue(response.transport.aborted)
+        self.assertEqual(len(self.flushLoggedErrors(EtcdProtocolError)), 1)
+        self.clock.advance(0)
+        self.assertEqual(self.left_open(), [])
+
+    def test_stop_during_error_body(self) -> None:
+        """stop() while an error answer's body is being read aborts it."""
+        w = self.watcher()
+        w.start()
+        response = self.request()[0].respond(500, b"{", finish=False)
+        stopping = w.stop()
+        self.assertTrue(response.transport.aborted)
+        self.clock.advance(0)
+        self.successResultOf(stopping)
+        self.assertEqual(self.left_open(), [])

@@ -9,6 +9,7 @@ from twisted.internet.error import ConnectionLost
 from tests.test_watch_hub import HubTestCase
 from tests.test_watcher import WatcherTestCase, line
 from txetcd2 import EtcdTimeout
+from txetcd2._watch import watcher as watcher_module
 from txetcd2.testing._fakes import error_body
 from txetcd2.watch import Lag, State, Watcher
 
@@ -198,6 +199,17 @@ class ProbeTests(ProbeTestCase):
         self.assertTrue(req.cancelled)
         self.clock.advance(0)
         self.successResultOf(stopping)
+
+    def test_jitter(self) -> None:
+        """Probes wait up to 20 % longer at random, so that watchers started together spread."""
+        self.patch(watcher_module, "jitter", lambda: 1.0)
+        w = self.watcher()
+        w.start()
+        self.stream(10)
+        self.clock.advance(5.99)
+        self.assertEqual(self.agent.pending(), [])
+        self.clock.advance(0.01)
+        self.assertEqual(self.request()[1]["waitIndex"], "11")
 
     def test_probe_off(self) -> None:
         """probe_interval=None sends no probe; the idle timer still renews the stream."""

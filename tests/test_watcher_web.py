@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests._etcd_resource import EtcdResource, cut_every
 from txetcd2 import EtcdClient, EtcdConnectionError, EtcdTimeout, Watcher
+from txetcd2._watch import watcher as watcher_module
 
 
 class WebWatcherTestCase(SynchronousTestCase):
@@ -26,6 +27,8 @@ class WebWatcherTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.etcd = EtcdResource()
+        # The probe's jitter pinned: exact delays.
+        self.patch(watcher_module, "jitter", lambda: 0.0)
         self.agent = RequestTraversalAgent(self.etcd)
         self.etcd.pump = self.agent.flush
         self.client = EtcdClient(

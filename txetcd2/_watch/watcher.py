@@ -16,6 +16,7 @@ Its only way to the wire is a :class:`~txetcd2._watch.source.WatchSource`.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -59,6 +60,13 @@ _BEHIND = "the stream fell behind"  # a probe found a missed event: reconnect at
 #: Seconds of quiet before a probe while the callbacks are saturated (etcd
 #: has probably dropped the stream).
 PROBE_SOON = 0.5
+
+#: Probes wait up to this share longer, at random, so that watchers started
+#: together do not probe together.
+PROBE_JITTER = 0.2
+
+#: The random numbers (0 to 1) of the jitter; tests pin them.
+jitter: Callable[[], float] = random.random
 
 #: Seconds a probe's body may take after its headers before the probe is
 #: taken as blocked (etcd writes an event it has right after the headers).
@@ -149,7 +157,8 @@ class Watcher(Lifecycle):
     to a queue or a thread) when ``"lagging"`` shows up.
 
     **Cost of the probe.** A short request (held for half a second, on a
-    connection of its own) after ``probe_interval`` seconds of quiet, then
+    connection of its own) after ``probe_interval`` seconds of quiet (up to
+    20 % more, at random, so that watchers started together spread out), then
     after twice as long each time it found nothing missed (up to 8 times
     ``probe_interval``, and ``idle_timeout``): with the defaults, a quiet
     minute costs 3 probes and the renewal of the stream. When a probe blocks, its ``X-Etcd-Index``
@@ -643,14 +652,15 @@ class Watcher(Lifecycle):
         after each probe that found nothing missed, up to 8 times (a stream
         read promptly is not dropped; the probes then only notice a silent
         member and keep a quiet key in history), and never more than
-        ``idle_timeout``; half a second while the callbacks are saturated.
+        ``idle_timeout``; up to :data:`PROBE_JITTER` longer at random; half a
+        second while the callbacks are saturated.
         """
         base = self._probe_interval
         assert base is not None
         if self._meter.saturated:
             return min(base, PROBE_SOON)
         grown: float = base * 2.0 ** min(answer.probe_round, 3)
-        return min(grown, max(self._idle_timeout, base))
+        return min(grown, max(self._idle_timeout, base)) * (1.0 + PROBE_JITTER * jitter())
 
     def _arm_probe(self, answer: _Answer) -> None:
         if self._probe_interval is None or answer.over:
