@@ -121,6 +121,7 @@ class EveryPathTests(WebWatcherTestCase):
     def test_probe_blocked(self) -> None:
         """A blocked probe is aborted after its grace; only the stream stays open."""
         w = self.watcher(probe_interval=5.0)
+        self.etcd.set("/k", "1")
         self.advance(5.0)
         self.assertEqual(len(self.etcd.watches), 2)
         self.advance(0.5)
@@ -131,8 +132,9 @@ class EveryPathTests(WebWatcherTestCase):
     def test_probe_finds_dropped_stream(self) -> None:
         """A stream etcd stopped feeding is found by the probe and replaced; nothing leaks."""
         w = self.watcher(probe_interval=5.0)
+        changes = [self.etcd.set("/k", "0")]
         self.etcd.silent.add("h1:2379")
-        changes = [self.etcd.set("/k", str(i)) for i in range(3)]
+        changes += [self.etcd.set("/k", str(i)) for i in range(1, 4)]
         self.etcd.silent.clear()
         self.advance(5.0)
         self.settle()
@@ -144,6 +146,7 @@ class EveryPathTests(WebWatcherTestCase):
     def test_stop_while_probing(self) -> None:
         """stop() during a probe aborts the probe and the stream."""
         w = self.watcher(probe_interval=5.0)
+        self.etcd.set("/k", "1")
         self.advance(5.0)
         self.assertIs(w.state, State.PROBING)
         stopping = w.stop()
@@ -155,6 +158,7 @@ class EveryPathTests(WebWatcherTestCase):
     def test_stop_while_probe_unanswered(self) -> None:
         """stop() while a probe waits for headers cancels it."""
         w = self.watcher(probe_interval=5.0)
+        self.etcd.set("/k", "1")
         self.etcd.unanswered.add("h1:2379")
         self.advance(5.0)
         stopping = w.stop()

@@ -2,6 +2,7 @@
 Unit tests for the liveness probe of a quiet stream, over a recording agent and a Clock.
 """
 
+import json
 from typing import Any
 
 from twisted.internet.error import ConnectionLost
@@ -10,7 +11,7 @@ from tests.test_watch_hub import HubTestCase
 from tests.test_watcher import WatcherTestCase, line
 from txetcd2 import EtcdTimeout
 from txetcd2._watch import watcher as watcher_module
-from txetcd2.testing._fakes import error_body
+from txetcd2.testing._fakes import error_body, node_body
 from txetcd2.watch import Lag, State, Watcher
 
 
@@ -52,13 +53,22 @@ class ProbeTests(ProbeTestCase):
         """Every byte of the stream restarts the probe's interval."""
         w = self.watcher()
         w.start()
-        response = self.stream(10)
+        response = self.stream(10, line("set", "/k", 11))
         self.clock.advance(4)
-        response.write(line("set", "/k", 11)[:5])
+        response.write(line("set", "/k", 12)[:5])
         self.clock.advance(4)
         self.assertEqual(self.agent.pending(), [])
         self.clock.advance(1)
-        self.assertEqual(self.request()[1]["waitIndex"], "11")
+        self.assertEqual(self.request()[1]["waitIndex"], "12")
+
+    def test_quiet_since_opened(self) -> None:
+        """A stream that carried no event is not probed: etcd cannot have dropped it."""
+        w = self.watcher()
+        w.start()
+        self.stream(10)
+        self.clock.advance(29.9)
+        self.assertEqual(self.agent.pending(), [])
+        self.assertEqual(w.probes, 0)
 
     def test_blocked_probe_advances(self) -> None:
         """A probe that blocks is aborted after its grace; the watch resumes after its index."""
@@ -140,7 +150,7 @@ class ProbeTests(ProbeTestCase):
         """A probe whose body is cut short is an error: the watcher reconnects after a back-off."""
         w = self.watcher()
         w.start()
-        stream = self.stream(10)
+        stream = self.stream(10, line("set", "/k", 10))
         self.clock.advance(5)
         probe = self.request()[0].respond(200, None, {"x-etcd-index": "10"}, finish=False)
         probe.fail(ConnectionLost())
@@ -152,7 +162,7 @@ class ProbeTests(ProbeTestCase):
         """A probe answered with an empty body proves nothing: the stream goes on, probed again."""
         w = self.watcher()
         w.start()
-        stream = self.stream(10)
+        stream = self.stream(10, line("set", "/k", 10))
         self.clock.advance(5)
         self.request()[0].respond(200, None, {"x-etcd-index": "10"})
         self.assertFalse(stream.transport.aborted)
@@ -164,7 +174,7 @@ class ProbeTests(ProbeTestCase):
         """A probe that gets no headers times out: the watcher leaves the stream and reconnects."""
         w = self.watcher()
         w.start()
-        stream = self.stream(10)
+        stream = self.stream(10, line("set", "/k", 10))
         self.clock.advance(5)
         req, _ = self.request()
         self.clock.advance(2.0)
@@ -177,7 +187,7 @@ class ProbeTests(ProbeTestCase):
         """stop() aborts the probe and the stream; no timer is left."""
         w = self.watcher()
         w.start()
-        stream = self.stream(10)
+        stream = self.stream(10, line("set", "/k", 10))
         self.clock.advance(5)
         req, _ = self.request()
         probe = req.respond(200, None, {"x-etcd-index": "10"}, finish=False)
@@ -192,7 +202,7 @@ class ProbeTests(ProbeTestCase):
         """stop() while the probe waits for its headers cancels it."""
         w = self.watcher()
         w.start()
-        self.stream(10)
+        self.stream(10, line("set", "/k", 10))
         self.clock.advance(5)
         req, _ = self.request()
         stopping = w.stop()
@@ -205,7 +215,7 @@ class ProbeTests(ProbeTestCase):
         self.patch(watcher_module, "jitter", lambda: 1.0)
         w = self.watcher()
         w.start()
-        self.stream(10)
+        self.stream(10, line("set", "/k", 10))
         self.clock.advance(5.99)
         self.assertEqual(self.agent.pending(), [])
         self.clock.advance(0.01)
@@ -227,19 +237,27 @@ class ProbeTests(ProbeTestCase):
             self.client.watcher("/k", probe_interval="5")  # type: ignore[arg-type]
 
     def test_cost_per_quiet_minute(self) -> None:
-        """A quiet minute costs 3 probes (after 5, 10, 20 s of quiet) and one renewal."""
+        """The quiet minute after a change costs 3 probes (after 5, 10, 20 s) and one renewal."""
         w = self.watcher(idle_timeout=60.0)
         w.start()
-        self.stream(10)
+        self.stream(10, line("set", "/k", 11))
         sent = 1
         for _ in range(600):
             self.clock.advance(0.1)
             for req in self.agent.pending():
                 # Streams and probes alike are accepted and stay silent.
                 sent += 1
-                req.respond(200, None, {"x-etcd-index": "10"}, finish=False)
+                req.respond(200, None, {"x-etcd-index": "11"}, finish=False)
         self.assertEqual(w.probes, 3)
         self.assertEqual(sent, 5)
+        # The renewed stream carried no event: the next quiet minute costs no probe.
+        for _ in range(605):
+            self.clock.advance(0.1)
+            for req in self.agent.pending():
+                sent += 1
+                req.respond(200, None, {"x-etcd-index": "11"}, finish=False)
+        self.assertEqual(w.probes, 3)
+        self.assertEqual(sent, 6)
 
 
 class SlowConsumerTests(ProbeTestCase):
@@ -314,8 +332,9 @@ class HubProbeTests(HubTestCase):
         for key in ("/p/a", "/p/b", "/p/c"):
             self.local(key).start()
         req = self.agent.pop()
-        req.respond(200, None, {"x-etcd-index": "10"}, finish=False)
+        stream = req.respond(200, None, {"x-etcd-index": "10"}, finish=False)
+        stream.write(json.dumps(node_body("set", "/p/a", "1", 11)).encode() + b"\n")
         self.clock.advance(5)
         probe = self.agent.pop()
-        self.assertIn("waitIndex=11", probe.target)
+        self.assertIn("waitIndex=12", probe.target)
         self.assertEqual(self.hub.source.probes, 1)

@@ -489,8 +489,8 @@ class ProbeIntegrationTests(TestCase):
 
     async def test_quiet_key_stays_in_history(self) -> None:
         """
-        A quiet key while 1,200 other changes pass over 12 s: the probe moves the resume
-        index, so a restart resumes without a resync; without the probe it needs one.
+        A key gone quiet while 1,200 other changes pass over 12 s: the probe moves the
+        resume index, so a restart resumes without a resync; without the probe it needs one.
         """
         cluster = await start_etcd(self, 1, reactor=reactor)
         client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
@@ -504,6 +504,10 @@ class ProbeIntegrationTests(TestCase):
         self.addCleanup(unprobed.stop)
         probed.start()
         unprobed.start()
+        # One change on the key, so its streams carried an event (a stream quiet since it
+        # opened is not probed), then only changes of other keys.
+        changed = await client.set("/quiet/k", "1")
+        await until(lambda: seen.indexes == unseen.indexes == [changed.index], "the change")
         semaphore = DeferredSemaphore(20)
         for batch in range(12):
             # 100 changes of other keys a second: a probe (every ~1 s: 0.5 s of quiet,
@@ -516,10 +520,10 @@ class ProbeIntegrationTests(TestCase):
         await until(lambda: probed.probes >= sent + 2, "two probes after the writes")
         await probed.stop()
         await unprobed.stop()
-        last = await client.set("/quiet/k", "1")
+        last = await client.set("/quiet/k", "2")
         probed.start()
         unprobed.start()
-        await until(lambda: seen.indexes == [last.index], "the change, probed")
+        await until(lambda: seen.indexes == [changed.index, last.index], "the change, probed")
         await until(lambda: len(unseen.resyncs) == 1, "the resync, unprobed")
         self.assertEqual(seen.resyncs, [])
         self.assertEqual(seen.errors, [])

@@ -156,15 +156,18 @@ class Watcher(Lifecycle):
     report is counted in :attr:`lagged`. Make callbacks fast (hand slow work
     to a queue or a thread) when ``"lagging"`` shows up.
 
-    **Cost of the probe.** A short request (held for half a second, on a
-    connection of its own) after ``probe_interval`` seconds of quiet (up to
-    20 % more, at random, so that watchers started together spread out), then
-    after twice as long each time it found nothing missed (up to 8 times
-    ``probe_interval``, and ``idle_timeout``): with the defaults, a quiet
-    minute costs 3 probes and the renewal of the stream. When a probe blocks, its ``X-Etcd-Index``
-    lets the watcher resume after that index, so a quiet key does not fall
-    out of etcd's history. A :class:`~txetcd2.watch.WatchHub` pays it once
-    for all its local watchers.
+    **Cost of the probe.** Only a stream that carried events is probed
+    (etcd drops a reader only when its events pile up): an idle watcher
+    costs nothing more than before (the renewal of its stream every
+    ``idle_timeout``). After events, a short request (held for half a second,
+    on a connection of its own) after ``probe_interval`` seconds of quiet (up
+    to 20 % more, at random, so that watchers spread out), then after twice
+    as long each time it found nothing missed (up to 8 times
+    ``probe_interval``, and ``idle_timeout``): with the defaults, at most 3
+    probes in the quiet minute after a change. When a probe blocks, its
+    ``X-Etcd-Index`` lets the watcher resume after that index, so a key that
+    went quiet does not fall out of etcd's history. A
+    :class:`~txetcd2.watch.WatchHub` pays it once for all its local watchers.
 
     :param client: the :class:`~txetcd2.EtcdClient` (or a
         :class:`~txetcd2._watch.source.WatchSource`) whose members, agent
@@ -618,8 +621,10 @@ class Watcher(Lifecycle):
         answer.probe_round = 0
         if answer.buffering:
             answer.buffer.append(event)
-        else:
-            self._deliver(event)
+            return
+        self._deliver(event)
+        if answer.probe_timer is None and answer.probe is None and self._state is State.STREAMING:
+            self._arm_probe(answer)
 
     def _abort(self, answer: _Answer) -> None:
         self._end_probe(answer)
@@ -663,7 +668,10 @@ class Watcher(Lifecycle):
         return min(grown, max(self._idle_timeout, base)) * (1.0 + PROBE_JITTER * jitter())
 
     def _arm_probe(self, answer: _Answer) -> None:
-        if self._probe_interval is None or answer.over:
+        # Only a stream that carried events can have been dropped (etcd drops a
+        # reader whose queue of events overflows): a stream quiet since it
+        # opened is left to the idle timer, so idle watchers cost no probes.
+        if self._probe_interval is None or answer.over or answer.events == 0:
             return
         interval = self._quiet_interval(answer)
         answer.probe_timer = self._clock.callLater(interval, self._probe, answer)
