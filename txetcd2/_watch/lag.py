@@ -48,6 +48,8 @@ class BusyMeter:
         ``high``, whether it still is).
     """
 
+    __slots__ = ("_busy", "_clock", "_high", "_low", "_start", "_window", "saturated")
+
     def __init__(
         self, clock: IReactorTime, window: float = 1.0, high: float = 0.9, low: float = 0.5
     ) -> None:

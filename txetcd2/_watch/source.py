@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
+from weakref import WeakKeyDictionary
 
 from twisted.application.service import IService
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
@@ -180,6 +181,8 @@ class ClientWatchSource:
     :param client: the client.
     """
 
+    __slots__ = ("_client", "clock", "timeout")
+
     def __init__(self, client: Any) -> None:
         self._client = client
         self.clock: IReactorTime = client._reactor
@@ -274,6 +277,9 @@ class ClientWatchSource:
         return error_for(raw)
 
 
+_SOURCES: WeakKeyDictionary[Any, ClientWatchSource] = WeakKeyDictionary()
+
+
 def as_source(client_or_source: Any) -> WatchSource:
     """
     The watch source to use: the argument itself when it is one, else a
@@ -286,7 +292,11 @@ def as_source(client_or_source: Any) -> WatchSource:
     if isinstance(client_or_source, WatchSource):
         return client_or_source
     if hasattr(client_or_source, "_exchange") and hasattr(client_or_source, "_cluster"):
-        return ClientWatchSource(client_or_source)
+        # One per client, shared by its watchers (thousands of idle watchers are common).
+        found = _SOURCES.get(client_or_source)
+        if found is None:
+            found = _SOURCES[client_or_source] = ClientWatchSource(client_or_source)
+        return found
     raise TypeError(
         f"a watcher needs an EtcdClient (or a WatchSource), not {type(client_or_source).__name__}"
     )

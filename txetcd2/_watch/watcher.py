@@ -241,7 +241,8 @@ class Watcher(Lifecycle):
         self._readers: set[EventStream] = set()
         self._answer: _Answer | None = None
         self._idle: IDelayedCall | None = None
-        self._meter = BusyMeter(self._clock)
+        #: made at the first change (idle watchers are many and never need one)
+        self._meter: BusyMeter | None = None
         self.lagged = 0
         self.probes = 0
 
@@ -662,7 +663,7 @@ class Watcher(Lifecycle):
         """
         base = self._probe_interval
         assert base is not None
-        if self._meter.saturated:
+        if self._meter is not None and self._meter.saturated:
             return min(base, PROBE_SOON)
         grown: float = base * 2.0 ** min(answer.probe_round, 3)
         return min(grown, max(self._idle_timeout, base)) * (1.0 + PROBE_JITTER * jitter())
@@ -719,7 +720,8 @@ class Watcher(Lifecycle):
         if isinstance(outcome, Blocked):
             assert self._next is not None
             self._next = max(self._next, outcome.store + 1)
-            self._meter.reset()
+            if self._meter is not None:
+                self._meter.reset()
             answer.probe_round += 1
         elif isinstance(outcome, Found):
             if outcome.behind and (self._index is None or outcome.event.index > self._index):
@@ -767,11 +769,14 @@ class Watcher(Lifecycle):
         self._index = event.index
         self._next = event.index + 1
         self._failures = 0
+        meter = self._meter
+        if meter is None:
+            meter = self._meter = BusyMeter(self._clock)
         started = self._clock.seconds()
         self._emit("change", event)
         if event.action in ACTIONS:
             self._emit(event.action, event)
-        if self._meter.add(started) and self._live():
+        if meter.add(started) and self._live():
             self._lagging(self._answer, Lag(BUSY))
             answer = self._answer
             if answer is not None:
