@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from twisted.application.internet import backoffPolicy
@@ -51,6 +51,8 @@ from txetcd2._wire.keys import (
     normalize_key,
 )
 from txetcd2._wire.models import DecodeError, EtcdResponse, decode_event
+
+_T = TypeVar("_T")
 
 #: How a stream ended, when it did not fail.
 _ENDED = "the stream ended"  # cleanly: reconnect at once
@@ -305,7 +307,7 @@ class Watcher(Lifecycle):
             reader.abort()
         self._cancel_idle()
         waiting, self._waiting = self._waiting, None
-        if waiting is not None:
+        if waiting is not None and not waiting.called:
             waiting.cancel()
         # else: the loop runs now (stop() came from one of its callbacks); it
         # stops at its next step.
@@ -335,56 +337,56 @@ class Watcher(Lifecycle):
 
     # -- the loop ------------------------------------------------------------
 
-    async def _wait(self, d: Deferred[Any]) -> Any:
+    def _wait(self, d: Deferred[_T]) -> Deferred[_T]:
         """
-        Await ``d``; a stop cancels it.
+        Mark ``d`` as what the loop awaits now, so that a stop cancels it
+        (unless it fired already: then the loop runs, and stops at its next
+        step).
+
+        A plain function, not a coroutine: every running watcher holds its
+        loop's frames, and idle watchers are many.
+
+        :raises Halted: when stopping.
         """
         if self._state is State.STOPPING:
             d.cancel()
             raise Halted()
         self._waiting = d
-        try:
-            return await d
-        finally:
-            self._waiting = None
+        return d
 
     async def _run(self) -> None:
         while True:
             try:
-                await self._step()
+                self._source.check_open()
+                if self._resync_needed:
+                    self._enter(State.RESYNCING)
+                    await self._resync()
+                else:
+                    self._renewed(await self._follow(self._current()))
             except (Halted, CancelledError):
                 if self._state is State.STOPPING:
                     return
                 raise
-
-    async def _step(self) -> None:
-        try:
-            self._source.check_open()
-            if self._resync_needed:
-                self._enter(State.RESYNCING)
-                await self._resync()
-                return
-            outcome = await self._follow(self._current())
-        except (Halted, CancelledError):
-            raise
-        except EventIndexCleared as e:
-            self.log.warn(
-                "watch {key}: etcd at {endpoint} no longer has index {index} ({error}); "
-                "reading the tree",
-                key=self._key,
-                endpoint=self._endpoint,
-                index=self._next,
-                error=str(e),
-            )
-            self._resync_needed = True
-            return
-        except Exception as e:
-            if is_fatal(e):
-                self._give_up(Failure(e))
-                raise Halted() from None
-            await self._back_off(e)
-            return
-        self._renewed(outcome)
+            except EventIndexCleared as e:
+                self.log.warn(
+                    "watch {key}: etcd at {endpoint} no longer has index {index} ({error}); "
+                    "reading the tree",
+                    key=self._key,
+                    endpoint=self._endpoint,
+                    index=self._next,
+                    error=str(e),
+                )
+                self._resync_needed = True
+            except Exception as e:
+                if is_fatal(e):
+                    self._give_up(Failure(e))
+                    return
+                try:
+                    await self._back_off(e)
+                except (Halted, CancelledError):
+                    if self._state is State.STOPPING:
+                        return
+                    raise
 
     def _current(self) -> str:
         endpoints = self._source.endpoints()
