@@ -71,7 +71,7 @@ class FakeSource:
 
     def check_open(self) -> None:
         if self.closed:
-            raise ClientClosed("the watcher")
+            raise ClientClosed()
 
 
 class FatalErrorTests(SynchronousTestCase):
@@ -133,7 +133,7 @@ class FatalErrorTests(SynchronousTestCase):
 
     def test_client_closed(self) -> None:
         """A closed client stops the watcher."""
-        self.assert_fatal(ClientClosed("the watcher"))
+        self.assert_fatal(ClientClosed())
 
     def test_transient_errors_retried(self) -> None:
         """Timeouts, refusals, odd answers and elections are reported and retried with back-off."""

@@ -260,7 +260,7 @@ class EtcdClient:
         ``sync_interval`` or ``prefer_leader`` was given. :meth:`close` stops it.
         """
         if self._closed:
-            raise ClientClosed("start()")
+            raise ClientClosed()
         self._sync.start()
 
     def __repr__(self) -> str:
@@ -702,7 +702,7 @@ class EtcdClient:
         :raises ClientClosed: after :meth:`close`.
         """
         if self._closed:
-            raise ClientClosed("watcher()")
+            raise ClientClosed()
         return Watcher(
             self,
             key,

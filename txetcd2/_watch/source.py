@@ -198,7 +198,7 @@ class ClientWatchSource:
 
     def check_open(self) -> None:
         if self._client._closed:
-            raise ClientClosed("the watcher")
+            raise ClientClosed()
 
     def track(self, service: IService) -> None:
         self._client._watching.add(service)

@@ -460,19 +460,15 @@ class EtcdClusterMismatch(EtcdError):
         )
 
 
-@attrs.frozen(auto_exc=True, eq=False)
 class ClientClosed(EtcdError):
     """
-    A call, or a watcher, used an :class:`~txetcd2.EtcdClient` after its ``close()``.
-
-    :ivar what: what needed the client (for the message).
+    A call was made on an :class:`~txetcd2.EtcdClient` (or a watcher was
+    started from one) after its ``close()``.
     """
-
-    what: str = "this call"
 
     def __str__(self) -> str:
         return (
-            f"{self.what} needs an open EtcdClient, but close() was called on it; "
+            "this EtcdClient is closed: its calls and watchers stopped with close(); "
             "create a new EtcdClient"
         )
 
