@@ -242,6 +242,39 @@ class ClusterWatcherTests(TestCase):
         """SIGSTOP of the member serving the stream: the idle timer moves on, nothing lost."""
         await self.fault_on_serving_member("/pause/k", lambda m: m.pause(), writes=500, at=150)
 
+    async def test_member_sync_reaches_watcher(self) -> None:
+        """
+        A watcher started when its client knew one member fails over, after that member's
+        kill -9, to members the client learned later from the member sync.
+        """
+        cluster = await start_etcd(self, 3, reactor=reactor)
+        await cluster.wait_for_leader()
+        first, *others = cluster.members
+        watch_client = EtcdClient(
+            [first.client_url], reactor=reactor, timeout=5.0, sync_interval=0.5
+        )
+        self.addCleanup(watch_client.close)
+        write_client = EtcdClient([m.client_url for m in others], reactor=reactor, timeout=15.0)
+        self.addCleanup(write_client.close)
+        start = await write_client.set("/sync/k", "start")
+        w = watch_client.watcher("/sync/k", index=start.index + 1, idle_timeout=3.0)
+        seen = Recorder(w)
+        self.addCleanup(w.stop)
+        w.start()
+        before = [(await write_client.set("/sync/k", f"b{i}")).index for i in range(10)]
+        await until(lambda: seen.indexes[-1:] == before[-1:], "the writes before the kill")
+        self.assertEqual(w.endpoint, first.client_url)
+        watch_client.start()
+        await until(lambda: len(watch_client.endpoints) == 3, "the member sync")
+        await first.kill()
+        await cluster.wait_for_leader(timeout=60.0)
+        after = [(await write_client.set("/sync/k", f"a{i}")).index for i in range(10)]
+        await until(lambda: seen.indexes[-1:] == after[-1:], "the writes after the kill")
+        self.assertEqual(seen.indexes, before + after)
+        self.assertIn(w.endpoint, [m.client_url for m in others])
+        self.assertEqual(seen.resyncs, [])
+        await w.stop()
+
     async def test_member_without_quorum(self) -> None:
         """A member without quorum accepts watches and stays silent: the watcher leaves it."""
         cluster = await start_etcd(self, 3, reactor=reactor)
