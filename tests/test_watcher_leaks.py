@@ -124,7 +124,7 @@ class EveryPathTests(WebWatcherTestCase):
         self.etcd.set("/k", "1")
         self.advance(5.0)
         self.assertEqual(len(self.etcd.watches), 2)
-        self.advance(0.5)
+        self.advance(1.0)
         self.assertEqual(len(self.etcd.watches), 1)
         self.assertEqual(len(self.open_connections()), 1)
         self.assertEqual(w.probes, 1)

@@ -543,8 +543,9 @@ class ProbeIntegrationTests(TestCase):
         await until(lambda: seen.indexes == unseen.indexes == [changed.index], "the change")
         semaphore = DeferredSemaphore(20)
         for batch in range(12):
-            # 100 changes of other keys a second: a probe (every ~1 s: 0.5 s of quiet,
-            # then 0.5 s of grace) sees each batch while etcd's history still holds it.
+            # About 100 changes of other keys a second; a probe at least every 5 s (0.5 s
+            # of quiet, doubling up to 4 s, then 1 s of grace) sees them while etcd's
+            # 1000-event history still holds the key's index.
             await gatherResults(
                 [semaphore.run(client.set, f"/other/{batch}-{i}", "x") for i in range(100)]
             )

@@ -71,8 +71,9 @@ PROBE_JITTER = 0.2
 jitter: Callable[[], float] = random.random
 
 #: Seconds a probe's body may take after its headers before the probe is
-#: taken as blocked (etcd writes an event it has right after the headers).
-PROBE_GRACE = 0.5
+#: taken as blocked (etcd writes an event it has right after the headers;
+#: generous, because a blocked probe moves the resume index).
+PROBE_GRACE = 1.0
 
 
 @attrs.define(eq=False)
@@ -161,7 +162,7 @@ class Watcher(Lifecycle):
     **Cost of the probe.** Only a stream that carried events is probed
     (etcd drops a reader only when its events pile up): an idle watcher
     costs nothing more than before (the renewal of its stream every
-    ``idle_timeout``). After events, a short request (held for half a second,
+    ``idle_timeout``). After events, a short request (held for a second,
     on a connection of its own) after ``probe_interval`` seconds of quiet (up
     to 20 % more, at random, so that watchers spread out), then after twice
     as long each time it found nothing missed (up to 8 times
