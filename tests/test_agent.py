@@ -222,7 +222,7 @@ class ClientAgentTests(SynchronousTestCase):
         assert pool is not None
         self.assertEqual(pool.maxPersistentPerHost, 17)
         self.assertFalse(pool.retryAutomatically)
-        agent: Any = client._exchange._http._agent
+        agent: Any = client._session.exchange._http._agent
         self.assertIs(agent._pool, pool)
         self.assertIsInstance(agent._endpointFactory, EndpointCache)
         requests = [client.get("a"), client.get("b")]

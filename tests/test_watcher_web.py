@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests._etcd_resource import EtcdResource, cut_every
 from txetcd2 import EtcdClient, EtcdConnectionError, EtcdResponse, EtcdTimeout, Watcher
+from txetcd2._watch import watcher as watcher_module
 from txetcd2.testing import MemoryEtcd
 
 
@@ -30,6 +31,8 @@ class WebWatcherTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.etcd = EtcdResource()
+        # The probe's jitter pinned: exact delays.
+        self.patch(watcher_module, "jitter", lambda: 0.0)
         self.agent = RequestTraversalAgent(self.etcd)
         self.etcd.pump = self.agent.flush
         self.client = EtcdClient(
@@ -81,6 +84,8 @@ class WebWatcherTestCase(SynchronousTestCase):
         """
         kwargs.setdefault("retry_policy", backoffPolicy(jitter=lambda: 0.0))
         kwargs.setdefault("idle_timeout", 30.0)
+        # The probe has its own tests (test_watcher_probe.py); these test the rest.
+        kwargs.setdefault("probe_interval", None)
         w = self.client.watcher(key, **kwargs)
         for name in ("change", "resync", "reconnect", "error", "stop"):
             w.on(name, lambda payload, name=name: self.seen.append((name, payload)))

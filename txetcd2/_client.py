@@ -29,6 +29,7 @@ from txetcd2._transport.agent import caching_agent, etcd_http_client
 from txetcd2._transport.exchange import Exchange
 from txetcd2._transport.tls import PEMSource, check_tls_options
 from txetcd2._transport.twisted_pool import quiet_pool
+from txetcd2._watch.source import SessionWatchSource
 from txetcd2._watch.watcher import Watcher
 from txetcd2._wire.admin_models import Member, RawAnswer
 from txetcd2._wire.credentials import check_credentials
@@ -135,11 +136,7 @@ class EtcdClient(KeySpace, Service):
         self._sync = MemberSync(
             session, sync_interval, flag(prefer_leader, "prefer_leader") == "true"
         )
-        # What the watchers read until they take the session (txetcd2._watch).
-        self._reactor = reactor
-        self._timeout = seconds
-        self._cluster = cluster
-        self._exchange = exchange
+        self._watch_source = SessionWatchSource(session, self)
         self._closed: Deferred[None] | None = None
 
     @classmethod
@@ -240,6 +237,7 @@ class EtcdClient(KeySpace, Service):
         recursive: bool = False,
         retry_policy: Callable[[int], float] | None = None,
         idle_timeout: float = 60.0,
+        probe_interval: float | None = 5.0,
     ) -> Watcher:
         """
         Build a :class:`~txetcd2.watch.Watcher` that follows every change of a
@@ -253,20 +251,21 @@ class EtcdClient(KeySpace, Service):
         :param retry_policy: seconds before the ``n``-th retry (default:
             :func:`twisted.application.internet.backoffPolicy`).
         :param idle_timeout: seconds of silence after which the watch is renewed.
+        :param probe_interval: seconds of a quiet stream after which a probe
+            checks that nothing was missed (``None``: no probe).
         :returns: the watcher, not started.
         :raises ClientClosed: after :meth:`close`.
         """
         self._session.check_open()
-        watcher = Watcher(
-            self,
+        return Watcher(
+            self._watch_source,
             key,
             index=index,
             recursive=recursive,
             retry_policy=retry_policy,
             idle_timeout=idle_timeout,
+            probe_interval=probe_interval,
         )
-        self._session.track(watcher)
-        return watcher
 
     # -- members, statistics and raw requests (txetcd2._api.admin) ---------
 

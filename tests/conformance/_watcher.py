@@ -147,7 +147,7 @@ class WatcherScenarios(_Base):
         w.start()
         await client.set("/s", "1")
         await self.until(lambda: len(seen.changes) == 1, "the first change")
-        stopped: list[None] = []
+        stopped: list[object] = []
         w.on("stop", stopped.append)
         await self.wait(w.stop())
         self.assertEqual(stopped, [None])

@@ -6,6 +6,10 @@ are in ``tests/conformance`` (run on etcd 3.4, 3.5 and MemoryEtcd).
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,11 +17,15 @@ from urllib.parse import urlsplit
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutput
 from twisted.trial.unittest import TestCase
 
-from txetcd2 import EtcdClient, EtcdError, EtcdResponse, Watcher
+from txetcd2 import EtcdClient, EtcdError, EtcdResponse, EtcdV2Disabled, Watcher
 from txetcd2.testing import EtcdMember, FaultProxy, start_etcd
+from txetcd2.watch import Lag, State
 
+#: The checkout, for the writer process.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: Generous: the machine is small and shared.
 DEADLINE = 120.0
 
@@ -104,6 +112,39 @@ class ClusterWatcherTests(TestCase):
     async def test_pause_serving_member(self) -> None:
         """SIGSTOP of the member serving the stream: the idle timer moves on, nothing lost."""
         await self.fault_on_serving_member("/pause/k", lambda m: m.pause(), writes=500, at=150)
+
+    async def test_member_sync_reaches_watcher(self) -> None:
+        """
+        A watcher started when its client knew one member fails over, after that member's
+        kill -9, to members the client learned later from the member sync.
+        """
+        cluster = await start_etcd(self, 3, reactor=reactor)
+        await cluster.wait_for_leader()
+        first, *others = cluster.members
+        watch_client = EtcdClient(
+            [first.client_url], reactor=reactor, timeout=5.0, sync_interval=0.5
+        )
+        self.addCleanup(watch_client.close)
+        write_client = EtcdClient([m.client_url for m in others], reactor=reactor, timeout=15.0)
+        self.addCleanup(write_client.close)
+        start = await write_client.set("/sync/k", "start")
+        w = watch_client.watcher("/sync/k", index=start.index + 1, idle_timeout=3.0)
+        seen = Recorder(w)
+        self.addCleanup(w.stop)
+        w.start()
+        before = [(await write_client.set("/sync/k", f"b{i}")).index for i in range(10)]
+        await until(lambda: seen.indexes[-1:] == before[-1:], "the writes before the kill")
+        self.assertEqual(w.endpoint, first.client_url)
+        watch_client.start()
+        await until(lambda: len(watch_client.endpoints) == 3, "the member sync")
+        await first.kill()
+        await cluster.wait_for_leader(timeout=60.0)
+        after = [(await write_client.set("/sync/k", f"a{i}")).index for i in range(10)]
+        await until(lambda: seen.indexes[-1:] == after[-1:], "the writes after the kill")
+        self.assertEqual(seen.indexes, before + after)
+        self.assertIn(w.endpoint, [m.client_url for m in others])
+        self.assertEqual(seen.resyncs, [])
+        await w.stop()
 
     async def test_member_without_quorum(self) -> None:
         """A member without quorum accepts watches and stays silent: the watcher leaves it."""
@@ -312,3 +353,155 @@ class SoakTests(TestCase):
             else:
                 self.assertIn(value, writer.uncertain)
         await w.stop()
+
+
+def busy(milliseconds: float) -> None:
+    """
+    Keep the reactor busy for ``milliseconds``, as a slow callback would (never sleeps).
+    """
+    end = time.monotonic() + milliseconds / 1000.0
+    while time.monotonic() < end:
+        pass
+
+
+class SlowConsumerTests(TestCase):
+    """
+    A consumer slower than the writes: etcd drops its stream, the probe notices in seconds.
+    """
+
+    timeout = 600
+
+    async def test_slow_callbacks(self) -> None:
+        """
+        Callbacks of 2-5 ms under 5,000 writes of 2 KiB at 32 in flight (from another process):
+        every write is delivered or covered by a resync, the last one at most 10 s after the
+        writer ended.
+        """
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(client.close)
+        first = await client.set("/slow/k", "start")
+        w = client.watcher("/slow/k", index=first.index + 1)
+        self.addCleanup(w.stop)
+        timeline: list[tuple[str, int, float]] = []
+        lagging: list[Lag] = []
+
+        def slow_change(event: EtcdResponse) -> None:
+            busy(2 + event.index % 4)
+            timeline.append(("change", event.index, time.time()))
+
+        w.on("change", slow_change)
+        w.on("resync", lambda snap: timeline.append(("resync", snap.etcd_index, time.time())))
+        w.on("lagging", lagging.append)
+        w.start()
+        argv = [cluster.client_urls[0], "/slow/k", "5000", "32", "2048"]
+        output = await getProcessOutput(
+            sys.executable, ["-m", "tests.integration._writer", *argv], env=os.environ, path=ROOT
+        )
+        written = json.loads(output)
+        indexes: list[int] = written["indexes"]
+        await until(lambda: timeline[-1][1] >= indexes[-1], "the last write", deadline=120.0)
+        reached = next(t for _, index, t in timeline if index >= indexes[-1])
+        after = reached - written["ended"]
+        resyncs = [index for kind, index, _ in timeline if kind == "resync"]
+        print(
+            f"\nslow consumer: last event {after:.2f}s after the writer ended; "
+            f"{len(timeline) - len(resyncs)} changes, {len(resyncs)} resyncs, "
+            f"{w.lagged} times lagging, {w.probes} probes"
+        )
+        self.assertLessEqual(after, 10.0)
+        # Every write was delivered, or a resync at or after it came before the next change.
+        order = [index for _, index, _ in timeline]
+        self.assertEqual(order, sorted(order))
+        delivered = {index for kind, index, _ in timeline if kind == "change"}
+        for index in indexes:
+            if index not in delivered:
+                covering = next(kind for kind, at, _ in timeline if at >= index)
+                self.assertEqual(covering, "resync", index)
+        self.assertEqual(len(lagging), w.lagged)
+        await w.stop()
+
+
+class ProbeIntegrationTests(TestCase):
+    """
+    The probe against real etcd.
+    """
+
+    timeout = 600
+
+    async def test_quiet_key_stays_in_history(self) -> None:
+        """
+        A key gone quiet while 1,200 other changes pass over 12 s: the probe moves the
+        resume index, so a restart resumes without a resync; without the probe it needs one.
+        """
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(client.close)
+        first = await client.set("/quiet/k", "0")
+        probed = client.watcher("/quiet/k", index=first.index + 1, probe_interval=0.5)
+        unprobed = client.watcher("/quiet/k", index=first.index + 1, probe_interval=None)
+        seen = Recorder(probed)
+        unseen = Recorder(unprobed)
+        self.addCleanup(probed.stop)
+        self.addCleanup(unprobed.stop)
+        probed.start()
+        unprobed.start()
+        # One change on the key, so its streams carried an event (a stream quiet since it
+        # opened is not probed), then only changes of other keys.
+        changed = await client.set("/quiet/k", "1")
+        await until(lambda: seen.indexes == unseen.indexes == [changed.index], "the change")
+        semaphore = DeferredSemaphore(20)
+        for batch in range(12):
+            # About 100 changes of other keys a second; a probe at least every 5 s (0.5 s
+            # of quiet, doubling up to 4 s, then 1 s of grace) sees them while etcd's
+            # 1000-event history still holds the key's index.
+            await gatherResults(
+                [semaphore.run(client.set, f"/other/{batch}-{i}", "x") for i in range(100)]
+            )
+            await deferLater(reactor, 1.0)
+        sent = probed.probes
+        await until(lambda: probed.probes >= sent + 2, "two probes after the writes")
+        await probed.stop()
+        await unprobed.stop()
+        last = await client.set("/quiet/k", "2")
+        probed.start()
+        unprobed.start()
+        await until(lambda: seen.indexes == [changed.index, last.index], "the change, probed")
+        await until(lambda: len(unseen.resyncs) == 1, "the resync, unprobed")
+        self.assertEqual(seen.resyncs, [])
+        self.assertEqual(seen.errors, [])
+
+    async def test_close_stops_watchers(self) -> None:
+        """close() stops a running watcher: no more events, state STOPPED, "stop" called."""
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        writer = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(writer.close)
+        first = await writer.set("/closing/k", "0")
+        w = client.watcher("/closing/k", index=first.index + 1)
+        seen = Recorder(w)
+        stops: list[object] = []
+        w.on("stop", stops.append)
+        w.start()
+        await writer.set("/closing/k", "1")
+        await until(lambda: len(seen.changes) == 1, "the first change")
+        await client.close()
+        self.assertEqual(stops, [None])
+        self.assertIs(w.state, State.STOPPED)
+        await writer.set("/closing/k", "2")
+        await deferLater(reactor, 0.5)
+        self.assertEqual(len(seen.changes), 1)
+
+    async def test_v2_disabled(self) -> None:
+        """Against etcd without --enable-v2 the watcher gives up with EtcdV2Disabled."""
+        cluster = await start_etcd(self, 1, reactor=reactor, enable_v2=False)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(client.close)
+        w = client.watcher("/x")
+        stops: list[Any] = []
+        w.on("stop", stops.append)
+        w.start()
+        await until(lambda: bool(stops), "the watcher giving up")
+        self.assertIsInstance(stops[0].value, EtcdV2Disabled)
+        self.assertIs(w.state, State.FAILED)
+        self.assertEqual(len(self.flushLoggedErrors(EtcdV2Disabled)), 1)
