@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IResolver
 from twisted.logger import Logger
-from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
 from txetcd2._api import admin as _admin
@@ -24,7 +23,8 @@ from txetcd2._session.discovery import MemberSync, default_resolver, endpoints_f
 from txetcd2._session.members import Cluster, parse_endpoints
 from txetcd2._session.redirect import send_following
 from txetcd2._session.retry import RetryPolicy, check_retry_policy
-from txetcd2._transport.agent import caching_agent, etcd_http_client
+from txetcd2._transport.agent import etcd_http_client
+from txetcd2._transport.default import default_agent
 from txetcd2._transport.exchange import Exchange
 from txetcd2._transport.tls import PEMSource, check_tls_options
 from txetcd2._watch.watcher import Watcher
@@ -128,9 +128,11 @@ class EtcdClient:
     :param reactor: the reactor (default: the global one).
     :param timeout: seconds to wait for an answer to a request (not for a
         watch's event).
-    :param agent: the HTTP agent (default: an :class:`Agent` over a pool of
-        persistent connections owned by the client).
-    :param pool_size: how many idle connections to keep per member.
+    :param agent: the HTTP agent (default: the client's own pool of
+        keep-alive connections, or Twisted's :class:`Agent` when
+        ``httptools`` is not installed).
+    :param pool_size: how many connections to keep per member (the pool's
+        cap for ordinary requests; watches are not counted).
     :param watch_timeout: how long one long-poll of :meth:`watch` waits
         before it is renewed (etcd sends no heartbeat).
     :param ca: for ``https://``: the CA certificates to trust (a path or PEM
@@ -196,12 +198,10 @@ class EtcdClient:
             username, password, self._cluster.endpoints, allow_insecure_auth
         )
         tls = check_tls_options(agent, ca, cert, key, passphrase, verify)
-        self._pool: HTTPConnectionPool | None = None
+        self._close_pool: Callable[[], Deferred[None]] | None = None
         if agent is None:
-            self._pool = HTTPConnectionPool(reactor, persistent=True)
-            self._pool.maxPersistentPerHost = check_int(pool_size, "pool_size", 1)
-            self._pool.retryAutomatically = False
-            agent = caching_agent(reactor, self._pool, tls, self._timeout)
+            size = check_int(pool_size, "pool_size", 1)
+            agent, self._close_pool = default_agent(reactor, tls, self._timeout, size)
         self._exchange = Exchange(etcd_http_client(agent), reactor)
         if credentials is not None:
             self._exchange.auth_header = credentials.header()
@@ -846,7 +846,6 @@ class EtcdClient:
         self._sync.stop()
         for d in list(self._pending):
             d.cancel()
-        if self._pool is None:
+        if self._close_pool is None:
             return succeed(None)
-        closing: Deferred[None] = self._pool.closeCachedConnections()
-        return closing
+        return self._close_pool()

@@ -1,0 +1,73 @@
+"""
+Which agent the client builds for itself: the agent pool when ``httptools``
+is installed, Twisted's :class:`~twisted.web.client.Agent` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.web.client import HTTPConnectionPool
+from twisted.web.iweb import IAgent, IPolicyForHTTPS
+
+from txetcd2._transport.agent import caching_agent
+
+#: Requests in flight per connection for pipelined reads (1: no pipelining).
+PIPELINE_DEPTH = 1
+
+
+def has_httptools() -> bool:
+    """
+    Tell whether the C HTTP parser the agent pool needs can be imported.
+
+    :returns: ``True`` when ``httptools`` is installed.
+    """
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_agent(
+    reactor: Any,
+    tls: IPolicyForHTTPS | None,
+    connect_timeout: float | None,
+    pool_size: int,
+    pool: bool | None = None,
+) -> tuple[IAgent, Callable[[], Deferred[None]]]:
+    """
+    Build the client's own agent, and the call that closes its connections.
+
+    :param reactor: the reactor.
+    :param tls: the policy for ``https`` members.
+    :param connect_timeout: seconds to wait for a connection.
+    :param pool_size: connections per member: the agent pool's cap (and
+        the idle ones it keeps), or the idle ones Twisted's pool keeps.
+    :param pool: ``True`` for the agent pool, ``False`` for Twisted's
+        ``Agent``; ``None`` picks the pool when ``httptools`` is installed.
+    :returns: the agent and a function closing its connections (its
+        Deferred fires once they are closed).
+    """
+    if pool is None:
+        pool = has_httptools()
+    if pool:
+        from txetcd2._transport.pool import EtcdAgent
+
+        agent = EtcdAgent(
+            reactor,
+            tls,
+            connect_timeout,
+            max_connections=pool_size,
+            max_idle=pool_size,
+            pipeline_depth=PIPELINE_DEPTH,
+        )
+        return agent, agent.closeCachedConnections
+    twisted_pool = HTTPConnectionPool(reactor, persistent=True)
+    twisted_pool.maxPersistentPerHost = pool_size
+    twisted_pool.retryAutomatically = False
+    return caching_agent(
+        reactor, twisted_pool, tls, connect_timeout
+    ), twisted_pool.closeCachedConnections
