@@ -437,6 +437,105 @@ class FailureMappingTests(PoolTestCase):
         self.assertIn("not trusted", str(tls))
 
 
+class PipelineTests(PoolTestCase):
+    """
+    Short reads pipelined on a few connections; writes and long polls never.
+    """
+
+    def pipelining(self) -> EtcdAgent:
+        return self.agent(max_connections=4, pipeline_depth=4)  # pipelined from 1 connection
+
+    def test_reads_share_a_connection(self) -> None:
+        """Reads made while the first connection is being made all go on it, and each
+        gets its own answer."""
+        agent = self.pipelining()
+        reads = [agent.request(b"GET", URL + b"%d" % i) for i in range(4)]
+        self.assertEqual(self.server.pending(), 1)
+        protocol, transport = self.server.accept()
+        self.assertEqual(transport.value().count(b"GET /v2/keys/a"), 4)
+        answers = b"".join(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % i for i in range(4))
+        _answer(protocol, transport, answers)
+        self.assertEqual([self.body(d) for d in reads], [b"0", b"1", b"2", b"3"])
+        member = agent._members[b"http://127.0.0.1:2379"]
+        self.assertEqual((len(member.idle), member.open), (1, 1))
+
+    def test_depth_limit(self) -> None:
+        """No more than pipeline_depth requests are in flight on one connection; the
+        next waits for an answer."""
+        agent = self.pipelining()
+        reads = [agent.request(b"GET", URL) for _ in range(5)]
+        protocol, transport = self.server.accept()
+        self.assertEqual(transport.value().count(b"GET "), 4)
+        _answer(protocol, transport)
+        self.assertEqual(transport.value().count(b"GET "), 1)  # the fifth went on it
+        for _ in range(4):
+            _answer(protocol, transport)
+        self.assertEqual([self.body(d) for d in reads], [b"ok"] * 5)
+
+    def test_writes_and_long_polls_not_pipelined(self) -> None:
+        """A write or a long poll made while a read is in flight gets its own
+        connection, and no read is pipelined behind them."""
+        agent = self.pipelining()
+        read = agent.request(b"GET", URL)
+        protocol, transport = self.server.accept()
+        write = agent.request(b"PUT", URL, bodyProducer=BytesProducer(b"value=1"))
+        poll = agent.request(b"GET", URL + b"?wait=true")
+        self.assertEqual(self.server.pending(), 2)
+        (wp, wt), (pp, pt) = self.server.accept(), self.server.accept()
+        self.assertEqual(transport.value().count(b"GET "), 1)
+        self.assertEqual(wt.value().count(b"PUT "), 1)
+        self.assertEqual(pt.value().count(b"GET "), 1)
+        for p, t, d in ((protocol, transport, read), (wp, wt, write), (pp, pt, poll)):
+            _answer(p, t)
+            self.assertEqual(self.body(d), b"ok")
+
+    def test_reads_behind_resent(self) -> None:
+        """When a pipelined connection is cut in an answer, that read fails and the
+        reads queued behind it are sent again on a fresh connection."""
+        agent = self.pipelining()
+        reads = [agent.request(b"GET", URL + b"%d" % i) for i in range(3)]
+        protocol, _ = self.server.accept()
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Le")
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.failureResultOf(reads[0], ResponseFailed)
+        fresh, again = self.server.accept()
+        self.assertIn(b"GET /v2/keys/a1 ", again.value())
+        self.assertIn(b"GET /v2/keys/a2 ", again.value())
+        self.assertNotIn(b"GET /v2/keys/a0 ", again.value())
+        _answer(fresh, again, OK + OK)
+        self.assertEqual([self.body(d) for d in reads[1:]], [b"ok", b"ok"])
+
+    def test_resent_once(self) -> None:
+        """A read sent again fails if its second connection fails too."""
+        agent = self.pipelining()
+        reads = [agent.request(b"GET", URL + b"%d" % i) for i in range(2)]
+        protocol, transport = self.server.accept()
+        _answer(protocol, transport)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        fresh, _ = self.server.accept()
+        fresh.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.body(reads[0]), b"ok")
+        self.failureResultOf(reads[1], ResponseNeverReceived)
+
+    def test_cancel_pipelined(self) -> None:
+        """Cancelling a pipelined read aborts its connection; the other reads on it are
+        sent again."""
+        agent = self.pipelining()
+        reads = [agent.request(b"GET", URL + b"%d" % i) for i in range(3)]
+        protocol, transport = self.server.accept()
+        reads[1].cancel()
+        self.assertTrue(transport.disconnected)
+        protocol.connectionLost(Failure(ConnectionAborted()))
+        failure = self.failureResultOf(reads[1], ResponseNeverReceived)
+        self.assertTrue(cancelled_request(failure.value))
+        fresh, again = self.server.accept()
+        self.assertIn(b"GET /v2/keys/a0 ", again.value())
+        self.assertIn(b"GET /v2/keys/a2 ", again.value())
+        self.assertNotIn(b"GET /v2/keys/a1 ", again.value())
+        _answer(fresh, again, OK + OK)
+        self.assertEqual([self.body(reads[0]), self.body(reads[2])], [b"ok", b"ok"])
+
+
 class CloseTests(PoolTestCase):
     """
     closeCachedConnections closes everything.

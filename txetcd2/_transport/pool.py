@@ -72,6 +72,7 @@ class _Member:
 
     :ivar open: connections counted against the cap (all but long polls),
         connecting ones included.
+    :ivar dialing: those of them still connecting.
     """
 
     def __init__(self, endpoint: IStreamClientEndpoint, host: bytes, address: Any) -> None:
@@ -83,6 +84,7 @@ class _Member:
         self.connecting: set[PendingRequest] = set()
         self.waiting: deque[PendingRequest] = deque()
         self.open = 0
+        self.dialing = 0
 
 
 @implementer(IAgent)
@@ -218,11 +220,28 @@ class EtcdAgent:
             if connection is not None:
                 self._send(member, connection, request)
                 return
+            if member.dialing:
+                # Wait for the connections being made rather than make more.
+                request.state = "waiting"
+                member.waiting.append(request)
+                return
         if self._cap is None or member.open < self._cap:
             self._connect(member, request)
             return
         request.state = "waiting"
         member.waiting.append(request)
+
+    def _feed(self, member: _Member, connection: HTTP11Connection) -> None:
+        # Give ``connection`` the waiting requests it can carry: one if it is
+        # free, more reads behind reads when pipelining.
+        waiting = member.waiting
+        while waiting and connection.reusable:
+            queue = connection.queue
+            if queue:
+                request = waiting[0]
+                if not (request.pipelined and queue[0].pipelined and len(queue) < self._depth):
+                    return
+            self._send(member, connection, waiting.popleft())
 
     def _pipeline_target(self, member: _Member) -> HTTP11Connection | None:
         best: HTTP11Connection | None = None
@@ -247,6 +266,7 @@ class EtcdAgent:
         connection.polling = request.long_poll
         if not connection.polling:
             member.open += 1
+            member.dialing += 1
         request.state = "connecting"
         member.connecting.add(request)
         connecting = member.endpoint.connect(_ConnectionFactory(connection))
@@ -263,6 +283,8 @@ class EtcdAgent:
     ) -> None:
         request.connecting = None
         member.connecting.discard(request)
+        if not connection.polling:
+            member.dialing -= 1
         if not connection.connected:
             # Gone before it could carry anything.
             self._connect_failed(
@@ -271,6 +293,7 @@ class EtcdAgent:
             return
         member.busy.add(connection)
         connection.send(request)
+        self._feed(member, connection)
 
     def _connect_failed(
         self,
@@ -279,8 +302,11 @@ class EtcdAgent:
         connection: HTTP11Connection,
         request: PendingRequest,
     ) -> None:
-        request.connecting = None
-        member.connecting.discard(request)
+        if request.connecting is not None:
+            request.connecting = None
+            member.connecting.discard(request)
+            if not connection.polling:
+                member.dialing -= 1
         if not connection.retired:
             connection.retired = True
             if not connection.polling:
@@ -305,11 +331,9 @@ class EtcdAgent:
         if connection.polling:
             connection.polling = False
             member.open += 1
+        self._feed(member, connection)
         if connection.queue:
-            return  # pipelined reads still in flight
-        if member.waiting:
-            self._send(member, connection, member.waiting.popleft())
-            return
+            return  # busy again, or pipelined reads still in flight
         member.busy.discard(connection)
         if (
             len(member.idle) >= self._max_idle
@@ -360,7 +384,9 @@ class EtcdAgent:
             elif request.reused and request.idempotent and not request.retried:
                 request.retried = True
                 self._again(member, request)
-            elif request.behind and request.pipelined and not request.resent:
+            elif (
+                (request.behind or connection.aborted) and request.pipelined and not request.resent
+            ):
                 request.resent = True
                 self._again(member, request)
             else:
