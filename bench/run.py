@@ -37,8 +37,16 @@ from bench._idle import report_lines, run_e
 
 #: Each worker process is bounded in time.
 WORKER_DEADLINE = 120.0
-B_CLIENTS = ("txetcd2", "agent", "treq", "python-etcd", "aio_etcd")
-C_CLIENTS = ("txetcd2", "agent", "treq", "aio_etcd")
+B_CLIENTS = ("txetcd2", "txetcd2-twisted", "pool", "agent", "treq", "python-etcd", "aio_etcd")
+C_CLIENTS = (
+    "txetcd2",
+    "txetcd2-pipelined",
+    "txetcd2-twisted",
+    "pool",
+    "agent",
+    "treq",
+    "aio_etcd",
+)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 Figures = dict[str, float]
@@ -165,15 +173,9 @@ def reference(row: str) -> str:
 
 #: The issue's targets: (label, row, reference row, figure, at least).
 TARGETS = (
-    ("C ops/s >= 1.3x aio_etcd", "C get txetcd2", "C get aio_etcd", "ops", 1.3),
-    (
-        "B gets ops/s >= 1.1x python-etcd",
-        "B get txetcd2",
-        "B get python-etcd",
-        "ops",
-        1.1,
-    ),
-    ("B sets ops/s >= 0.95x raw Agent", "B set txetcd2", "B set agent", "ops", 0.95),
+    ("C ops/s >= 1.5x aio_etcd", "C get txetcd2", "C get aio_etcd", "ops", 1.5),
+    ("B gets ops/s >= 1.3x python-etcd", "B get txetcd2", "B get python-etcd", "ops", 1.3),
+    ("B sets ops/s >= 1.2x python-etcd", "B set txetcd2", "B set python-etcd", "ops", 1.2),
 )
 
 

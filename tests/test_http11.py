@@ -33,6 +33,7 @@ from txetcd2._transport.http11 import (
     ParseError,
     PendingRequest,
     TruncatedBody,
+    answer_headers,
     check_request,
     request_head,
 )
@@ -468,3 +469,27 @@ class BackPressureTests(SynchronousTestCase):
         connection.dataReceived(b"2\r\nab\r\n")
         self.assertTrue(transport.disconnected)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class AnswerHeadersTests(SynchronousTestCase):
+    """
+    The answer's Headers, built without the public constructor's per-value work.
+    """
+
+    def test_same_as_public_constructor(self) -> None:
+        """Names in any case and repeated names give the same Headers as Twisted's
+        public constructor."""
+        raw = {
+            b"content-LENGTH": [b"5"],
+            b"X-Etcd-Index": [b"7"],
+            b"x-etcd-index": [b"8"],
+            b"Etag": [b"e"],
+        }
+        public = Headers()
+        for name, values in raw.items():
+            for value in values:
+                public.addRawHeader(name, value)
+        built = answer_headers({name: list(values) for name, values in raw.items()})
+        self.assertEqual(built, public)
+        self.assertEqual(built.getRawHeaders(b"X-ETCD-INDEX"), [b"7", b"8"])
+        self.assertEqual(built.getRawHeaders("etag"), ["e"])

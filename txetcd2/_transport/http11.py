@@ -54,6 +54,43 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 
 
+#: Header names as Twisted's :class:`Headers` spells them, by name as sent.
+_CANONICAL: dict[bytes, bytes] = {}
+
+#: How many distinct names :data:`_CANONICAL` keeps (a server may send any).
+_MAX_NAMES = 512
+
+
+def answer_headers(raw: dict[bytes, list[bytes]]) -> Headers:
+    """
+    Build an answer's :class:`Headers` from the names and values llhttp parsed.
+
+    llhttp has already refused names that are not tokens and values with
+    line breaks, so only the names' spelling is normalized (once per name,
+    as Twisted spells them), without the per-value checks of the public
+    constructor; when :class:`Headers` does not keep its table where it
+    used to, the public constructor is used.
+
+    :param raw: values by name, in the order they came.
+    :returns: the headers.
+    """
+    headers = Headers()
+    table: Any = getattr(headers, "_rawHeaders", None)
+    if not isinstance(table, dict):
+        return Headers(raw)  # pragma: no cover - a Twisted without the table
+    for name, values in raw.items():
+        canonical = _CANONICAL.get(name)
+        if canonical is None:
+            canonical = next(iter(Headers({name: [b""]}).getAllRawHeaders()))[0]
+            if len(_CANONICAL) < _MAX_NAMES:
+                _CANONICAL[name] = canonical
+        if canonical in table:
+            table[canonical].extend(values)
+        else:
+            table[canonical] = values
+    return headers
+
+
 class ParseError(Exception):
     """
     An answer that is not valid HTTP/1.1 (or has headers that are too long).
@@ -288,7 +325,7 @@ class HTTP11Connection(Protocol):
         self.polling = False
         self.retired = False
         self._parser = HttpResponseParser(self)
-        self._raw: list[tuple[bytes, bytes]] = []
+        self._raw: dict[bytes, list[bytes]] = {}
         self._in_headers = False
         self._header_bytes = 0
         self._informational = False
@@ -375,11 +412,11 @@ class HTTP11Connection(Protocol):
         self._header_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._raw.append((name, value))
+        self._raw.setdefault(name, []).append(value)
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        raw, self._raw = self._raw, []
+        raw, self._raw = self._raw, {}
         if self._discard:
             return
         code: int = self._parser.get_status_code()
@@ -387,18 +424,14 @@ class HTTP11Connection(Protocol):
             self._informational = True  # 100 Continue and the like
             return
         request = self.queue[0]
-        headers = Headers()
+        headers = answer_headers(raw)
         length: int | object = UNKNOWN_LENGTH
-        chunked = False
-        for name, value in raw:
-            headers.addRawHeader(name, value)
-            lower = name.lower()
-            if lower == b"content-length":
-                length = int(value) if value.strip().isdigit() else UNKNOWN_LENGTH
-            elif lower == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-        if chunked:
-            length = UNKNOWN_LENGTH
+        coding = headers.getRawHeaders(b"transfer-encoding")
+        chunked = coding is not None and b"chunked" in b",".join(coding).lower()
+        if not chunked:
+            given = headers.getRawHeaders(b"content-length")
+            if given is not None and given[-1].strip().isdigit():
+                length = int(given[-1])
         head = request.method == b"HEAD"
         if head or code in (204, 304):
             length = 0
