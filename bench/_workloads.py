@@ -141,9 +141,10 @@ def _twisted_calls(client: str, reactor: Any, url: str, prefix: str, key: str) -
 def _txetcd2_client(client: str, reactor: Any, url: str) -> tuple[Any, Callable[[], Any]]:
     """
     The ``EtcdClient`` of a txetcd2 row and what closes it: ``txetcd2`` (its
-    default agent), ``txetcd2-twisted`` (Twisted's ``Agent``, the fallback
-    without httptools) or ``txetcd2-pipelined`` (the pool pipelining reads 16
-    deep over 4 connections).
+    default agent: the pool, pipelining reads 8 deep), ``txetcd2-twisted``
+    (Twisted's ``Agent``, the fallback without httptools) or
+    ``txetcd2-unpipelined`` (the pool without pipelining;
+    ``BENCH_PIPELINE_DEPTH`` sets another depth).
     """
     from txetcd2 import EtcdClient
     from txetcd2._transport.default import default_agent
@@ -153,10 +154,11 @@ def _txetcd2_client(client: str, reactor: Any, url: str) -> tuple[Any, Callable[
         return etcd, etcd.close
     if client == "txetcd2-twisted":
         agent, close = default_agent(reactor, None, 5.0, 64, pool=False)
-    elif client == "txetcd2-pipelined":
+    elif client == "txetcd2-unpipelined":
         from txetcd2._transport.pool import EtcdAgent
 
-        pipelined = EtcdAgent(reactor, None, 5.0, pipeline_depth=16)
+        depth = int(os.environ.get("BENCH_PIPELINE_DEPTH", "1"))
+        pipelined = EtcdAgent(reactor, None, 5.0, pipeline_depth=depth)
         agent, close = pipelined, pipelined.closeCachedConnections
     else:
         raise SystemExit(f"unknown txetcd2 client {client!r}")

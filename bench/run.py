@@ -40,7 +40,7 @@ WORKER_DEADLINE = 120.0
 B_CLIENTS = ("txetcd2", "txetcd2-twisted", "pool", "agent", "treq", "python-etcd", "aio_etcd")
 C_CLIENTS = (
     "txetcd2",
-    "txetcd2-pipelined",
+    "txetcd2-unpipelined",
     "txetcd2-twisted",
     "pool",
     "agent",

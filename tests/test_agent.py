@@ -239,10 +239,11 @@ class ClientAgentTests(SynchronousTestCase):
 
     def test_default_pool_size(self) -> None:
         """By default the pool keeps up to 64 connections per member, enough for
-        64 requests in flight."""
+        64 requests in flight, and pipelines reads 8 deep once 8 are open."""
         client = EtcdClient("http://127.0.0.1:2379", reactor=MemoryReactorClock())
         agent: Any = client._exchange._http._agent
         self.assertEqual((agent._cap, agent._max_idle), (64, 64))
+        self.assertEqual((agent._depth, agent._pipeline_from), (8, 8))
 
     def test_twisted_fallback(self) -> None:
         """Without the agent pool, the client's agent is Twisted's Agent over a pool of
