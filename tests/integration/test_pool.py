@@ -59,19 +59,37 @@ class PoolIntegrationTests(EtcdTestCase):
 
     async def test_reads_and_writes_reuse_connections(self) -> None:
         """Sequential sets and gets use one kept-alive connection; 64 gets in flight
-        use at most 64, and every answer is right."""
+        are pipelined over at most 8 connections, 640 over at most 64, and every
+        answer is right."""
         agent = _agent(self.client)
         for i in range(100):
             await self.client.set(f"pool/k{i}", f"v{i}")
             self.assertEqual(await self.client.get_value(f"pool/k{i}"), f"v{i}")
         self.assertEqual(_connections(agent), (1, 0))
         values = await gatherResults(
+            [Deferred.fromCoroutine(self._value(f"pool/k{i % 100}")) for i in range(64)]
+        )
+        self.assertEqual(values, [f"v{i % 100}" for i in range(64)])
+        idle, busy = _connections(agent)
+        self.assertEqual(busy, 0)
+        self.assertLessEqual(idle, 8)
+        self.assertGreater(idle, 1)
+        values = await gatherResults(
             [Deferred.fromCoroutine(self._value(f"pool/k{i % 100}")) for i in range(640)]
         )
         self.assertEqual(values, [f"v{i % 100}" for i in range(640)])
-        idle, busy = _connections(agent)
-        self.assertEqual(busy, 0)
-        self.assertLessEqual(idle, 64)
+        self.assertLessEqual(sum(_connections(agent)), 64)
+
+    async def test_member_restarted(self) -> None:
+        """After the member restarts, reads and writes on the pool succeed at once,
+        with no retry by the client (the stale kept-alive connection is not used)."""
+        client = self.make_client(max_retries=0)
+        await client.set("pool/restart", "before")
+        self.assertEqual(_connections(_agent(client)), (1, 0))
+        await self.cluster.members[0].restart()
+        self.assertEqual(await client.get_value("pool/restart"), "before")
+        await client.set("pool/restart", "after")
+        self.assertEqual(await client.get_value("pool/restart"), "after")
 
     async def _value(self, key: str) -> str:
         value: str = await self.client.get_value(key)
