@@ -493,3 +493,30 @@ class AnswerHeadersTests(SynchronousTestCase):
         self.assertEqual(built, public)
         self.assertEqual(built.getRawHeaders(b"X-ETCD-INDEX"), [b"7", b"8"])
         self.assertEqual(built.getRawHeaders("etag"), ["e"])
+
+
+class ExplicitKeepAliveTests(SynchronousTestCase):
+    """
+    Through an HTTP proxy, a connection is kept only when the answer says so.
+    """
+
+    def test_proxy_answers(self) -> None:
+        """An answer without keep-alive closes the connection; one with
+        Connection: keep-alive releases it."""
+        connection, transport, owner = _open()
+        connection.explicit_keep_alive = True
+        request = _request()
+        connection.send(request)
+        connection.dataReceived(OK.replace(b"\r\n\r\n", b"\r\nConnection: keep-alive\r\n\r\n"))
+        self.assertEqual(
+            self.successResultOf(read_body(self.successResultOf(request.d))), b"hello"
+        )
+        self.assertEqual(owner.kinds(), ["released"])
+        request = _request()
+        connection.send(request)
+        connection.dataReceived(OK)
+        self.assertEqual(
+            self.successResultOf(read_body(self.successResultOf(request.d))), b"hello"
+        )
+        self.assertEqual(owner.kinds(), ["released", "retire"])
+        self.assertTrue(transport.disconnecting)

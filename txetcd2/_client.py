@@ -156,6 +156,10 @@ class EtcdClient:
         from ``/v2/members`` every this many seconds.
     :param prefer_leader: send requests to the leader first (found by the
         member sync that :meth:`start` begins).
+    :param proxy: an HTTP proxy to reach the members through
+        (``http://[user:password@]host:port``; ``https://`` members through
+        ``CONNECT``, with TLS verified end to end), or ``"env"`` to follow
+        the ``http_proxy``/``https_proxy``/``no_proxy`` variables.
     """
 
     log = Logger()
@@ -181,6 +185,7 @@ class EtcdClient:
         retry_policy: RetryPolicy | None = None,
         sync_interval: float | None = None,
         prefer_leader: bool = False,
+        proxy: str | None = None,
     ) -> None:
         if reactor is None:
             reactor = default_reactor()
@@ -201,7 +206,9 @@ class EtcdClient:
         self._close_pool: Callable[[], Deferred[None]] | None = None
         if agent is None:
             size = check_int(pool_size, "pool_size", 1)
-            agent, self._close_pool = default_agent(reactor, tls, self._timeout, size)
+            agent, self._close_pool = default_agent(reactor, tls, self._timeout, size, proxy=proxy)
+        elif proxy is not None:
+            raise ValueError("proxy= configures the client's own agent; drop it with agent=")
         self._exchange = Exchange(etcd_http_client(agent), reactor)
         if credentials is not None:
             self._exchange.auth_header = credentials.header()

@@ -40,6 +40,7 @@ def default_agent(
     connect_timeout: float | None,
     pool_size: int,
     pool: bool | None = None,
+    proxy: str | None = None,
 ) -> tuple[IAgent, Callable[[], Deferred[None]]]:
     """
     Build the client's own agent, and the call that closes its connections.
@@ -51,11 +52,16 @@ def default_agent(
         the idle ones it keeps), or the idle ones Twisted's pool keeps.
     :param pool: ``True`` for the agent pool, ``False`` for Twisted's
         ``Agent``; ``None`` picks the pool when ``httptools`` is installed.
+    :param proxy: an HTTP proxy's URL, or ``"env"`` (the agent pool only).
     :returns: the agent and a function closing its connections (its
         Deferred fires once they are closed).
+    :raises ValueError: for ``proxy`` without the agent pool, and see
+        :class:`~txetcd2._transport.proxy.Proxy`.
     """
     if pool is None:
         pool = has_httptools()
+    if proxy is not None and not pool:
+        raise ValueError("proxy= needs the client's agent pool: install httptools")
     if pool:
         from txetcd2._transport.pool import EtcdAgent
 
@@ -66,6 +72,7 @@ def default_agent(
             max_connections=pool_size,
             max_idle=pool_size,
             pipeline_depth=PIPELINE_DEPTH,
+            proxy=proxy,
         )
         return agent, agent.closeCachedConnections
     twisted_pool = HTTPConnectionPool(reactor, persistent=True)

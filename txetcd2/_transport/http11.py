@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -119,7 +119,12 @@ def check_request(method: bytes, target: bytes) -> None:
 
 
 def request_head(
-    method: bytes, target: bytes, host: bytes, headers: Headers, length: int | object | None
+    method: bytes,
+    target: bytes,
+    host: bytes,
+    headers: Headers,
+    length: int | object | None,
+    extra: bytes = b"",
 ) -> bytes:
     """
     The request line and headers of one request.
@@ -130,6 +135,7 @@ def request_head(
     :param headers: the request's headers.
     :param length: the body's length, ``UNKNOWN_LENGTH`` for a chunked body,
         or ``None`` for no body.
+    :param extra: header lines added to every request (e.g. a proxy's).
     :returns: the bytes up to and including the empty line.
     """
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
@@ -142,7 +148,7 @@ def request_head(
         parts.append(b"Transfer-Encoding: chunked\r\n")
     elif length is not None:
         parts.append(b"Content-Length: %d\r\n" % length)  # type: ignore[str-format]
-    parts.append(b"\r\n")
+    parts += (extra, b"\r\n")
     return b"".join(parts)
 
 
@@ -309,6 +315,10 @@ class HTTP11Connection(Protocol):
     :ivar idle_since: when it last became idle (set by the owner).
     :ivar polling: whether it carries a long poll (set by the owner).
     :ivar retired: whether the owner stopped giving it requests.
+    :ivar extra: header lines added to each request (set by the owner).
+    :ivar explicit_keep_alive: whether an answer keeps the connection only
+        when it says ``keep-alive`` (set by the owner for HTTP proxies, some
+        of which close after every answer without saying so).
     """
 
     def __init__(self, owner: ConnectionOwner, host: bytes, key: Any = None) -> None:
@@ -324,6 +334,8 @@ class HTTP11Connection(Protocol):
         self.idle_since = 0.0
         self.polling = False
         self.retired = False
+        self.extra = b""
+        self.explicit_keep_alive = False
         self._parser = HttpResponseParser(self)
         self._raw: dict[bytes, list[bytes]] = {}
         self._in_headers = False
@@ -357,11 +369,15 @@ class HTTP11Connection(Protocol):
         producer = request.producer
         if producer is None:
             length = 0 if request.method in _WITH_BODY else None
-            head = request_head(request.method, request.target, self.host, request.headers, length)
+            head = request_head(
+                request.method, request.target, self.host, request.headers, length, self.extra
+            )
             self.transport.write(head)  # type: ignore[union-attr]
             return
         length = producer.length
-        head = request_head(request.method, request.target, self.host, request.headers, length)
+        head = request_head(
+            request.method, request.target, self.host, request.headers, length, self.extra
+        )
         writer = _BodyWriter(self.transport, head, length is UNKNOWN_LENGTH)
         producing = producer.startProducing(writer)
         writer.flush()
@@ -437,6 +453,11 @@ class HTTP11Connection(Protocol):
             length = 0
         self._until_close = not head and not chunked and length is UNKNOWN_LENGTH
         self._keep_alive = self._parser.should_keep_alive()
+        if self._keep_alive and self.explicit_keep_alive:
+            said: Sequence[bytes] = headers.getRawHeaders(b"connection", []) or (
+                headers.getRawHeaders(b"proxy-connection", [])
+            )
+            self._keep_alive = b"keep-alive" in b",".join(said).lower()
         sent = SentRequest(request.method, request.uri, request.headers)
         response = PoolResponse(sent, code, RESPONSES.get(code, b""), headers, length, self)
         self._response = response

@@ -47,6 +47,7 @@ from txetcd2._transport.http11 import (
     check_request,
     never_received,
 )
+from txetcd2._transport.proxy import ProxiedEndpoints, proxy_choice
 
 #: How a member's requests are told apart: ``scheme://netloc``.
 MemberKey = bytes
@@ -73,6 +74,8 @@ class _Member:
     :ivar open: connections counted against the cap (all but long polls),
         connecting ones included.
     :ivar dialing: those of them still connecting.
+    :ivar absolute: whether requests go to an HTTP proxy (absolute-form).
+    :ivar extra: header lines added to each request (the proxy's).
     """
 
     def __init__(self, endpoint: IStreamClientEndpoint, host: bytes, address: Any) -> None:
@@ -85,6 +88,8 @@ class _Member:
         self.waiting: deque[PendingRequest] = deque()
         self.open = 0
         self.dialing = 0
+        self.absolute = False
+        self.extra = b""
 
 
 @implementer(IAgent)
@@ -104,6 +109,9 @@ class EtcdAgent:
         reads (1: no pipelining).
     :param pipeline_from: connections a member must have before reads are
         pipelined (default: ``max_connections // pipeline_depth``).
+    :param proxy: an HTTP proxy's URL, or ``"env"`` to follow the
+        ``http_proxy``/``https_proxy``/``no_proxy`` environment variables
+        (see :mod:`txetcd2._transport.proxy`).
     :raises ValueError: for a setting out of range.
     """
 
@@ -117,6 +125,7 @@ class EtcdAgent:
         idle_timeout: float | None = 60.0,
         pipeline_depth: int = 1,
         pipeline_from: int | None = None,
+        proxy: str | None = None,
     ) -> None:
         if max_connections is not None and max_connections < 1:
             raise ValueError(f"max_connections must be at least 1 or None, not {max_connections}")
@@ -127,7 +136,11 @@ class EtcdAgent:
         if pipeline_depth < 1:
             raise ValueError(f"pipeline_depth must be at least 1, not {pipeline_depth}")
         self._clock = reactor
-        self._endpoints = EndpointCache(reactor, tls, connect_timeout)
+        self._proxies = proxy_choice(proxy)
+        if self._proxies is None:
+            self._endpoints = EndpointCache(reactor, tls, connect_timeout)
+        else:
+            self._endpoints = ProxiedEndpoints(reactor, self._proxies, tls, connect_timeout)
         self._cap = max_connections
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
@@ -182,7 +195,7 @@ class EtcdAgent:
         request = PendingRequest(
             method,
             uri,
-            target,
+            uri if member.absolute else target,
             headers if headers is not None else Headers(),
             bodyProducer,
             long_poll,
@@ -202,6 +215,11 @@ class EtcdAgent:
         endpoint = self._endpoints.endpointForURI(parsed)
         host = parsed.netloc
         member = _Member(endpoint, host, HostnameAddress(parsed.host, parsed.port))
+        if self._proxies is not None and scheme == b"http":
+            proxy = self._proxies("http", parsed.host.decode("ascii"))
+            if proxy is not None:
+                member.absolute = True
+                member.extra = proxy.header_lines()
         self._members[key] = member
         return member
 
@@ -263,6 +281,8 @@ class EtcdAgent:
 
     def _connect(self, member: _Member, request: PendingRequest) -> None:
         connection = HTTP11Connection(self, member.host, member)
+        connection.extra = member.extra
+        connection.explicit_keep_alive = member.absolute
         connection.polling = request.long_poll
         if not connection.polling:
             member.open += 1
