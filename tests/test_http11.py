@@ -31,13 +31,11 @@ from txetcd2._transport.http11 import (
     MAX_HEADER_BYTES,
     HTTP11Connection,
     ParseError,
-    PendingRequest,
     TruncatedBody,
     answer_headers,
-    check_request,
-    request_head,
 )
 from txetcd2._transport.lines import EventStream
+from txetcd2._transport.request import PendingRequest, check_request, request_head
 from txetcd2._transport.response import PoolResponse
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Etcd-Index: 7\r\n\r\nhello"

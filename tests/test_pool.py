@@ -203,6 +203,15 @@ class CapTests(PoolTestCase):
             self.server.accept()
         self.close_failing(agent, *requests)
 
+    def test_wait_in_the_path_is_no_long_poll(self) -> None:
+        """Only a wait=true in the query makes a long poll, not one in the key."""
+        agent = self.agent(max_connections=1)
+        requests = [agent.request(b"GET", URL + b"/wait=true") for _ in range(2)]
+        self.assertEqual(self.server.pending(), 1)  # the second waits: the cap counts it
+        self._closed(agent)
+        for d in requests:
+            self.failureResultOf(d, ConnectingCancelledError)
+
     def test_failed_connect_frees_the_slot(self) -> None:
         """A refused connection fails its request with ConnectError (never sent), and a
         waiting request gets its own attempt."""

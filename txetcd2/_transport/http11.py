@@ -2,6 +2,7 @@
 One HTTP/1.1 client connection: request bytes built directly, answers parsed
 by ``httptools`` (llhttp, the C parser uvicorn uses).
 
+(Request bytes and a request's state: :mod:`txetcd2._transport.request`.)
 A connection carries a queue of requests: the first one is being answered,
 the others (pipelined reads) wait for their turn. Failures are reported with
 the exceptions Twisted's :class:`~twisted.web.client.Agent` uses, so the
@@ -22,37 +23,25 @@ re-send or fail) is its owner's decision (:class:`ConnectionOwner`).
 
 from __future__ import annotations
 
-import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from typing import Protocol as TypingProtocol
 
 from httptools import HttpParserError, HttpResponseParser
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IConsumer, IProducer
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.client import RequestGenerationFailed, ResponseFailed, ResponseNeverReceived
 from twisted.web.http import RESPONSES, PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
-from zope.interface import implementer
+from twisted.web.iweb import UNKNOWN_LENGTH
 
+from txetcd2._transport.request import WITH_BODY, BodyWriter, PendingRequest, request_head
 from txetcd2._transport.response import BODY_DONE, PoolResponse, SentRequest
 
 #: The most bytes an answer's status line and headers may take.
 MAX_HEADER_BYTES = 64 * 1024
-
-#: Methods that may be sent again when a kept-alive connection was stale.
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
-
-#: Methods that always say how long their (possibly empty) body is.
-_WITH_BODY = frozenset({b"POST", b"PUT", b"PATCH"})
-
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
-
 
 #: Header names as Twisted's :class:`Headers` spells them, by name as sent.
 _CANONICAL: dict[bytes, bytes] = {}
@@ -103,128 +92,6 @@ class TruncatedBody(Exception):
     """
 
 
-def check_request(method: bytes, target: bytes) -> None:
-    """
-    Refuse a method or request target that would break the request line.
-
-    :param method: the method.
-    :param target: the path and query.
-    :raises ValueError: for a method that is not a token, or a target with
-        spaces, control characters or non-ASCII bytes.
-    """
-    if _TOKEN.match(method) is None:
-        raise ValueError(f"invalid HTTP method {method!r}")
-    if _BAD_TARGET.search(target) is not None:
-        raise ValueError(f"invalid request target {target!r}: encode it first")
-
-
-def request_head(
-    method: bytes,
-    target: bytes,
-    host: bytes,
-    headers: Headers,
-    length: int | object | None,
-    extra: bytes = b"",
-) -> bytes:
-    """
-    The request line and headers of one request.
-
-    :param method: the method.
-    :param target: the path and query.
-    :param host: the ``Host`` header, unless ``headers`` has one.
-    :param headers: the request's headers.
-    :param length: the body's length, ``UNKNOWN_LENGTH`` for a chunked body,
-        or ``None`` for no body.
-    :param extra: header lines added to every request (e.g. a proxy's).
-    :returns: the bytes up to and including the empty line.
-    """
-    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
-    if not headers.hasHeader(b"host"):
-        parts += (b"Host: ", host, b"\r\n")
-    for name, values in headers.getAllRawHeaders():
-        for value in values:
-            parts += (name, b": ", value, b"\r\n")
-    if length is UNKNOWN_LENGTH:
-        parts.append(b"Transfer-Encoding: chunked\r\n")
-    elif length is not None:
-        parts.append(b"Content-Length: %d\r\n" % length)  # type: ignore[str-format]
-    parts += (extra, b"\r\n")
-    return b"".join(parts)
-
-
-class PendingRequest:
-    """
-    One request, from :meth:`IAgent.request` to its answer's headers.
-
-    :param method: the method.
-    :param uri: the whole URL.
-    :param target: the path and query.
-    :param headers: its headers.
-    :param producer: its body, if any.
-    :param long_poll: whether it waits for an event (``wait=true``): such
-        a request is never pipelined and not counted in a member's cap.
-    :param canceller: called with the request when its Deferred is cancelled.
-    :ivar d: fires with the answer, once its headers arrived.
-    :ivar state: ``waiting`` (for a connection), ``connecting``, ``sent``
-        or ``answered``.
-    :ivar touched: whether any byte of its answer came.
-    :ivar reused: whether it went on a connection that had answered before.
-    :ivar behind: whether it was pipelined behind another request.
-    :ivar retried: whether it was sent again after a stale connection.
-    :ivar resent: whether it was sent again after the request it was
-        pipelined behind lost the connection.
-    :ivar member: the member it goes to (for the pool).
-    :ivar connection: the connection it went on.
-    """
-
-    def __init__(
-        self,
-        method: bytes,
-        uri: bytes,
-        target: bytes,
-        headers: Headers,
-        producer: IBodyProducer | None,
-        long_poll: bool,
-        canceller: Callable[[PendingRequest], None],
-    ) -> None:
-        self.method = method
-        self.uri = uri
-        self.target = target
-        self.headers = headers
-        self.producer = producer
-        self.long_poll = long_poll
-        self.idempotent = producer is None and method in IDEMPOTENT
-        self.pipelined = producer is None and method == b"GET" and not long_poll
-        self.d: Deferred[IResponse] = Deferred(self._cancelled)
-        self._canceller = canceller
-        self.state = "waiting"
-        self.touched = False
-        self.reused = False
-        self.behind = False
-        self.retried = False
-        self.resent = False
-        self.member: Any = None
-        self.body_done = producer is None
-        self.connection: HTTP11Connection | None = None
-        self.connecting: Deferred[Any] | None = None
-
-    def __repr__(self) -> str:
-        return f"<PendingRequest {self.method.decode()} {self.uri!r} {self.state}>"
-
-    def _cancelled(self, d: Deferred[IResponse]) -> None:
-        self._canceller(self)
-
-    def fail(self, failure: Failure) -> None:
-        """
-        Fail the request, unless it was answered or failed already.
-
-        :param failure: the failure.
-        """
-        if not self.d.called:
-            self.state = "failed"
-            self.d.errback(failure)
-
-
 class ConnectionOwner(TypingProtocol):
     """
     What a connection reports to: the pool.
@@ -255,50 +122,6 @@ class ConnectionOwner(TypingProtocol):
         :param unanswered: those requests, in the order they were sent
             (the first was being answered).
         """
-
-
-@implementer(IConsumer)
-class _BodyWriter:
-    """
-    Writes a request's body to the connection, chunked when its length is unknown.
-
-    Bytes written while the producer starts are gathered with the head, so
-    a body produced at once goes out in one write with it.
-    """
-
-    def __init__(self, transport: Any, head: bytes, chunked: bool) -> None:
-        self._transport = transport
-        self._gathered: list[bytes] | None = [head]
-        self._chunked = chunked
-
-    def write(self, data: bytes) -> None:
-        if self._chunked:
-            if not data:
-                return
-            data = b"%x\r\n%s\r\n" % (len(data), data)
-        if self._gathered is not None:
-            self._gathered.append(data)
-        else:
-            self._transport.write(data)
-
-    def flush(self) -> None:
-        """Send what was gathered; write through from now on."""
-        if self._gathered is not None:
-            gathered, self._gathered = self._gathered, None
-            self._transport.write(b"".join(gathered))
-
-    def finish(self) -> None:
-        """End a chunked body."""
-        self.flush()
-        if self._chunked:
-            self._transport.write(b"0\r\n\r\n")
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        self.flush()
-        self._transport.registerProducer(producer, streaming)
-
-    def unregisterProducer(self) -> None:
-        self._transport.unregisterProducer()
 
 
 class HTTP11Connection(Protocol):
@@ -368,7 +191,7 @@ class HTTP11Connection(Protocol):
         self.queue.append(request)
         producer = request.producer
         if producer is None:
-            length = 0 if request.method in _WITH_BODY else None
+            length = 0 if request.method in WITH_BODY else None
             head = request_head(
                 request.method, request.target, self.host, request.headers, length, self.extra
             )
@@ -378,7 +201,7 @@ class HTTP11Connection(Protocol):
         head = request_head(
             request.method, request.target, self.host, request.headers, length, self.extra
         )
-        writer = _BodyWriter(self.transport, head, length is UNKNOWN_LENGTH)
+        writer = BodyWriter(self.transport, head, length is UNKNOWN_LENGTH)
         producing = producer.startProducing(writer)
         writer.flush()
         producing.addCallbacks(
@@ -388,7 +211,7 @@ class HTTP11Connection(Protocol):
             errbackArgs=(request,),
         )
 
-    def _body_written(self, _: object, request: PendingRequest, writer: _BodyWriter) -> None:
+    def _body_written(self, _: object, request: PendingRequest, writer: BodyWriter) -> None:
         if request.body_done:
             return  # the answer came first, and the connection closes
         writer.finish()

@@ -41,13 +41,9 @@ from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
 from txetcd2._transport.agent import EndpointCache
-from txetcd2._transport.http11 import (
-    HTTP11Connection,
-    PendingRequest,
-    check_request,
-    never_received,
-)
+from txetcd2._transport.http11 import HTTP11Connection, never_received
 from txetcd2._transport.proxy import ProxiedEndpoints, proxy_choice
+from txetcd2._transport.request import PendingRequest, check_request
 
 #: How a member's requests are told apart: ``scheme://netloc``.
 MemberKey = bytes
@@ -191,7 +187,8 @@ class EtcdAgent:
             except SchemeNotSupported:
                 return fail()
         check_request(method, target)
-        long_poll = b"wait=true" in target
+        query = target.find(b"?")
+        long_poll = query >= 0 and b"wait=true" in target[query:]
         request = PendingRequest(
             method,
             uri,
