@@ -4,6 +4,7 @@ Unit tests for the client's own agent: one endpoint per member, and no cookies.
 
 from __future__ import annotations
 
+import os
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
 from urllib.request import Request
@@ -215,6 +216,9 @@ class ClientAgentTests(SynchronousTestCase):
     The agent EtcdClient builds for itself.
     """
 
+    def setUp(self) -> None:
+        self.patch(os, "environ", {})  # whatever TXETCD2_AGENT the suite runs with
+
     def test_pool_sized_and_endpoints_cached(self) -> None:
         """The client's own agent is the agent pool, capped at pool_size connections
         per member, with one endpoint per member."""
@@ -255,6 +259,13 @@ class ClientAgentTests(SynchronousTestCase):
         self.assertIsInstance(pool, HTTPConnectionPool)
         self.assertEqual(pool.maxPersistentPerHost, 17)
         self.assertFalse(pool.retryAutomatically)
+        self.successResultOf(close())
+
+    def test_twisted_by_environment(self) -> None:
+        """TXETCD2_AGENT=twisted picks Twisted's Agent even with httptools."""
+        self.patch(os, "environ", {"TXETCD2_AGENT": "Twisted"})
+        agent, close = default_agent(MemoryReactorClock(), None, 2.0, 3)
+        self.assertIsInstance(agent, Agent)
         self.successResultOf(close())
 
     def test_pool_when_httptools(self) -> None:

@@ -5,6 +5,7 @@ connections, watch streams with back-pressure, TLS, and quiet factories.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -16,8 +17,18 @@ from tests.integration._single_etcd import reactor, start_etcd, temp_dir
 from tests.integration._support import EtcdTestCase, eventually
 from txetcd2 import EtcdClient
 from txetcd2._embedded.certificates import CertificateAuthority, write_tls_files
+from txetcd2._transport.default import AGENT_VARIABLE
 from txetcd2._transport.lines import EventStream
 from txetcd2._transport.pool import EtcdAgent
+
+
+def on_the_pool(case: TestCase) -> None:
+    """
+    Make the clients a test builds use the agent pool, whatever TXETCD2_AGENT says.
+
+    :param case: the test.
+    """
+    case.patch(os, "environ", {k: v for k, v in os.environ.items() if k != AGENT_VARIABLE})
 
 
 def _agent(client: EtcdClient) -> EtcdAgent:
@@ -56,6 +67,10 @@ class PoolIntegrationTests(EtcdTestCase):
     """
     The client on its default agent, the pool, against one real etcd.
     """
+
+    def setUp(self) -> Deferred[None]:  # type: ignore[override]
+        on_the_pool(self)
+        return super().setUp()
 
     async def test_reads_and_writes_reuse_connections(self) -> None:
         """Sequential sets and gets use one kept-alive connection; 64 gets in flight
@@ -157,6 +172,7 @@ class PoolTLSTests(TestCase):
     async def test_tls_reuses_connections(self) -> None:
         """Over https with a client certificate, sets and gets work and reuse one
         connection (one handshake)."""
+        on_the_pool(self)
         directory = temp_dir(self, "txetcd2-pool-tls-")
         files = write_tls_files(directory, CertificateAuthority())
         etcd = start_etcd(self, "https", files.etcd_args())

@@ -17,6 +17,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.integration._single_etcd import free_port, reactor, start_etcd, temp_dir
+from tests.integration.test_pool import on_the_pool
 from txetcd2 import EtcdClient, EtcdConnectionError, EtcdTLSError
 from txetcd2._embedded.certificates import CertificateAuthority, TLSFiles, write_tls_files
 
@@ -101,6 +102,9 @@ class ProxyTests(TestCase):
     """
 
     timeout = 300
+
+    def setUp(self) -> None:
+        on_the_pool(self)  # proxies need the agent pool
 
     async def proxy(self, connect_ports: Sequence[int] = ()) -> Tinyproxy:
         proxy = Tinyproxy(temp_dir(self, "txetcd2-proxy-"), connect_ports)

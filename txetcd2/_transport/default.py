@@ -5,6 +5,7 @@ is installed, Twisted's :class:`~twisted.web.client.Agent` otherwise.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,11 @@ from txetcd2._transport.agent import caching_agent
 #: 8 connections gave ~1.4x the ops/s of no pipelining and ~20 % less CPU per
 #: get, ahead of depths 4 and 16.
 PIPELINE_DEPTH = 8
+
+
+#: Set to ``twisted`` to make clients use Twisted's ``Agent`` even with
+#: ``httptools`` installed (e.g. to run the test suite on both agents).
+AGENT_VARIABLE = "TXETCD2_AGENT"
 
 
 def has_httptools() -> bool:
@@ -51,7 +57,8 @@ def default_agent(
     :param pool_size: connections per member: the agent pool's cap (and
         the idle ones it keeps), or the idle ones Twisted's pool keeps.
     :param pool: ``True`` for the agent pool, ``False`` for Twisted's
-        ``Agent``; ``None`` picks the pool when ``httptools`` is installed.
+        ``Agent``; ``None`` picks the pool when ``httptools`` is installed,
+        unless the ``TXETCD2_AGENT`` environment variable says ``twisted``.
     :param proxy: an HTTP proxy's URL, or ``"env"`` (the agent pool only).
     :returns: the agent and a function closing its connections (its
         Deferred fires once they are closed).
@@ -59,7 +66,7 @@ def default_agent(
         :class:`~txetcd2._transport.proxy.Proxy`.
     """
     if pool is None:
-        pool = has_httptools()
+        pool = has_httptools() and os.environ.get(AGENT_VARIABLE, "").lower() != "twisted"
     if proxy is not None and not pool:
         raise ValueError("proxy= needs the client's agent pool: install httptools")
     if pool:

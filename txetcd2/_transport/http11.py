@@ -23,7 +23,6 @@ re-send or fail) is its owner's decision (:class:`ConnectionOwner`).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -134,7 +133,6 @@ class HTTP11Connection(Protocol):
     :ivar queue: the requests sent and not yet answered, oldest first.
     :ivar served: how many answers it carried to their end.
     :ivar reusable: whether it may carry another request.
-    :ivar closed: fires with ``None`` once the connection is gone.
     :ivar idle_since: when it last became idle (set by the owner).
     :ivar polling: whether it carries a long poll (set by the owner).
     :ivar retired: whether the owner stopped giving it requests.
@@ -148,12 +146,12 @@ class HTTP11Connection(Protocol):
         self.owner = owner
         self.host = host
         self.key = key
-        self.queue: deque[PendingRequest] = deque()
+        self.queue: list[PendingRequest] = []  # short: a list is smaller than a deque
         self.served = 0
         self.connected = False
         self.reusable = True
         self.aborted = False
-        self.closed: Deferred[None] = Deferred()
+        self._closed: Deferred[None] | None = None
         self.idle_since = 0.0
         self.polling = False
         self.retired = False
@@ -306,7 +304,7 @@ class HTTP11Connection(Protocol):
         if response is None or self._discard:
             return
         self._response = None
-        request = self.queue.popleft()
+        request = self.queue.pop(0)
         self.served += 1
         if not request.body_done:
             # The answer came before the whole body was sent.
@@ -327,10 +325,10 @@ class HTTP11Connection(Protocol):
         response = self._response
         if response is not None:
             self._response = None
-            self.queue.popleft()
+            self.queue.pop(0)
             response.body_end(failure)
         elif self.queue and self.queue[0].touched:
-            self.queue.popleft().fail(failure)
+            self.queue.pop(0).fail(failure)
         self.abort()
 
     def pause_reading(self) -> None:
@@ -366,7 +364,7 @@ class HTTP11Connection(Protocol):
         response = self._response
         if response is not None:
             self._response = None
-            self.queue.popleft()
+            self.queue.pop(0)
             if self._until_close and not self.aborted:
                 response.body_end(Failure(PotentialDataLoss()))
             elif self._until_close:
@@ -382,7 +380,20 @@ class HTTP11Connection(Protocol):
                 request.body_done = True
                 request.producer.stopProducing()
         self.owner.lost(self, reason, unanswered)
-        self.closed.callback(None)
+        if self._closed is not None:
+            self._closed.callback(None)
+
+    @property
+    def closed(self) -> Deferred[None]:
+        """
+        A Deferred firing with ``None`` once the connection is gone (at once
+        when it is gone already).
+        """
+        if self._closed is None:
+            self._closed = Deferred()
+            if not self.connected and self.transport is not None:
+                self._closed.callback(None)
+        return self._closed
 
 
 def never_received(reason: Failure) -> Failure:

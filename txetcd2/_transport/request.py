@@ -106,6 +106,29 @@ class PendingRequest:
     :ivar connection: the connection it went on.
     """
 
+    __slots__ = (
+        "_canceller",
+        "behind",
+        "body_done",
+        "connecting",
+        "connection",
+        "d",
+        "headers",
+        "idempotent",
+        "long_poll",
+        "member",
+        "method",
+        "pipelined",
+        "producer",
+        "resent",
+        "retried",
+        "reused",
+        "state",
+        "target",
+        "touched",
+        "uri",
+    )  # fmt: skip
+
     def __init__(
         self,
         method: bytes,

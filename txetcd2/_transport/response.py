@@ -51,6 +51,8 @@ class BodyTransport:
     :param source: the connection.
     """
 
+    __slots__ = ("_source",)
+
     def __init__(self, source: BodySource) -> None:
         self._source: BodySource | None = source
 
@@ -88,6 +90,8 @@ class SentRequest:
     :param headers: the request's headers (as given, without ``Host``).
     """
 
+    __slots__ = ("absoluteURI", "headers", "method")
+
     def __init__(self, method: bytes, absoluteURI: bytes, headers: Headers) -> None:
         self.method = method
         self.absoluteURI = absoluteURI
@@ -110,6 +114,18 @@ class PoolResponse:
 
     log = Logger()
     version = (b"HTTP", 1, 1)
+    __slots__ = (
+        "_end",
+        "_kept",
+        "_reader",
+        "_transport",
+        "code",
+        "headers",
+        "length",
+        "phrase",
+        "previousResponse",
+        "request",
+    )  # fmt: skip
 
     def __init__(
         self,
