@@ -150,7 +150,7 @@ def _txetcd2_client(client: str, reactor: Any, url: str) -> tuple[Any, Callable[
     from txetcd2._transport.default import default_agent
 
     if client == "txetcd2":
-        etcd = EtcdClient(url, reactor=reactor)
+        etcd = EtcdClient(url, reactor=reactor, ca=os.environ.get("BENCH_CA"))
         return etcd, etcd.close
     if client == "txetcd2-twisted":
         agent, close = default_agent(reactor, None, 5.0, 64, pool=False)

@@ -5,6 +5,7 @@ requests for http members, CONNECT tunnels for https members.
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from typing import Any
 
@@ -63,13 +64,19 @@ class ProxyOptionTests(SynchronousTestCase):
         self.assertIsNone(proxy_choice("env"))
 
     def test_client_option(self) -> None:
-        """EtcdClient refuses a bad proxy, and a proxy with its own agent."""
+        """EtcdClient refuses a bad proxy, and a proxy with its own agent or on
+        Twisted's Agent."""
+        self.patch(os, "environ", {})
         reactor = MemoryReactorClock()
         self.assertRaises(TypeError, EtcdClient, reactor=reactor, proxy=3128)
         self.assertRaises(ValueError, EtcdClient, reactor=reactor, proxy="ftp://p")
         with self.assertRaises(ValueError):
             EtcdClient(reactor=reactor, agent=RecordingAgent(), proxy="http://p:1")
         self.assertRaises(ValueError, default_agent, reactor, None, 1.0, 4, False, "http://p:1")
+        self.patch(os, "environ", {"TXETCD2_AGENT": "twisted"})
+        with self.assertRaises(ValueError) as caught:
+            EtcdClient(reactor=reactor, proxy="http://p:1")
+        self.assertIn("TXETCD2_AGENT=twisted", str(caught.exception))
 
 
 class ProxiedRequestTests(SynchronousTestCase):

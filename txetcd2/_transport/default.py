@@ -67,8 +67,15 @@ def default_agent(
     """
     if pool is None:
         pool = has_httptools() and os.environ.get(AGENT_VARIABLE, "").lower() != "twisted"
-    if proxy is not None and not pool:
-        raise ValueError("proxy= needs the client's agent pool: install httptools")
+    if proxy is not None:
+        from txetcd2._transport.proxy import proxy_choice
+
+        proxy_choice(proxy)  # a bad proxy is a TypeError or ValueError first
+        if not pool:
+            raise ValueError(
+                "proxy= needs the client's agent pool: install httptools (and do not set "
+                f"{AGENT_VARIABLE}=twisted)"
+            )
     if pool:
         from txetcd2._transport.pool import EtcdAgent
 
