@@ -437,6 +437,26 @@ class BackPressureTests(SynchronousTestCase):
         reader.transport.resumeProducing()  # type: ignore[attr-defined]
         self.assertEqual(transport.producerState, "producing")
 
+    def test_paused_reader_done(self) -> None:
+        """A body that ends while its reader has paused the connection resumes it,
+        so the answers after it are read."""
+        connection, transport, _ = _open()
+        first, second = _request(target=b"/1"), _request(target=b"/2")
+        connection.send(first)
+        connection.send(second)
+        connection.dataReceived(OK[:-3])
+        reader = Reader()
+        self.successResultOf(first.d).deliverBody(reader)
+        assert reader.transport is not None
+        reader.transport.pauseProducing()  # type: ignore[attr-defined]
+        self.assertEqual(transport.producerState, "paused")
+        connection.dataReceived(OK[-3:])
+        self.assertEqual(transport.producerState, "producing")
+        reader.transport.resumeProducing()  # type: ignore[attr-defined]
+        self.assertEqual(transport.producerState, "producing")
+        connection.dataReceived(OK)
+        self.assertEqual(self.successResultOf(read_body(self.successResultOf(second.d))), b"hello")
+
     def test_stream_lines_and_stop(self) -> None:
         """A watch stream's lines reach an EventStream as they come; aborting it
         aborts the connection and ends the body."""

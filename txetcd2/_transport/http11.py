@@ -337,9 +337,10 @@ class HTTP11Connection(Protocol):
             self.transport.pauseProducing()  # type: ignore[attr-defined]
 
     def resume_reading(self) -> None:
-        """Read answers again."""
-        if self.transport is not None:
-            self.transport.resumeProducing()  # type: ignore[attr-defined]
+        """Read answers again (unless the connection is closing)."""
+        transport: Any = self.transport
+        if transport is not None and self.connected and not getattr(transport, "disconnecting", 0):
+            transport.resumeProducing()
 
     def close(self) -> None:
         """Close the connection once what was written is sent."""

@@ -51,23 +51,32 @@ class BodyTransport:
     :param source: the connection.
     """
 
-    __slots__ = ("_source",)
+    __slots__ = ("_paused", "_source")
 
     def __init__(self, source: BodySource) -> None:
         self._source: BodySource | None = source
+        self._paused = False
 
     def detach(self) -> None:
-        """Stop driving the connection: the body has ended."""
-        self._source = None
+        """
+        Stop driving the connection: the body has ended. A connection its
+        reader left paused reads again (for the answers after this one).
+        """
+        source, self._source = self._source, None
+        if source is not None and self._paused:
+            self._paused = False
+            source.resume_reading()
 
     def pauseProducing(self) -> None:
         """Stop reading the body for now (the connection is paused)."""
-        if self._source is not None:
+        if self._source is not None and not self._paused:
+            self._paused = True
             self._source.pause_reading()
 
     def resumeProducing(self) -> None:
         """Read the body again."""
-        if self._source is not None:
+        if self._source is not None and self._paused:
+            self._paused = False
             self._source.resume_reading()
 
     def stopProducing(self) -> None:
