@@ -32,6 +32,7 @@ from zope.interface.verify import verifyObject
 from txetcd2._session.retry import never_left
 from txetcd2._transport.deadline import cancelled_request, within
 from txetcd2._transport.exchange import BytesProducer, connection_error, never_sent, read_body
+from txetcd2._transport.http11 import TruncatedBody
 from txetcd2._transport.pool import EtcdAgent, _ConnectionFactory
 from txetcd2._wire.errors import EtcdTLSError
 
@@ -511,6 +512,22 @@ class PipelineTests(PoolTestCase):
         self.assertIn(b"GET /v2/keys/a1 ", again.value())
         self.assertIn(b"GET /v2/keys/a2 ", again.value())
         self.assertNotIn(b"GET /v2/keys/a0 ", again.value())
+        _answer(fresh, again, OK + OK)
+        self.assertEqual([self.body(d) for d in reads[1:]], [b"ok", b"ok"])
+
+    def test_cut_in_a_body(self) -> None:
+        """A pipelined connection cut in the middle of the first body fails that body
+        (TruncatedBody); the reads behind are sent again and answered."""
+        agent = self.pipelining()
+        reads = [agent.request(b"GET", URL + b"%d" % i) for i in range(3)]
+        protocol, _ = self.server.accept()
+        protocol.dataReceived(OK[:-1])
+        body = read_body(self.successResultOf(reads[0]))
+        protocol.connectionLost(Failure(ConnectionDone()))
+        failure = self.failureResultOf(body, ResponseFailed)
+        self.assertTrue(failure.value.reasons[1].check(TruncatedBody))
+        fresh, again = self.server.accept()
+        self.assertEqual(again.value().count(b"GET "), 2)
         _answer(fresh, again, OK + OK)
         self.assertEqual([self.body(d) for d in reads[1:]], [b"ok", b"ok"])
 
