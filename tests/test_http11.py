@@ -361,6 +361,21 @@ class BrokenAnswerTests(SynchronousTestCase):
         self.assertTrue(failure.value.reasons[0].check(ParseError))
         self.assertTrue(transport.disconnected)
 
+    def test_switching_protocols(self) -> None:
+        """A 101 answer is delivered with no body, and the connection (switched to
+        another protocol) is aborted rather than reused."""
+        connection, transport, owner = _open()
+        request = _request()
+        connection.send(request)
+        connection.dataReceived(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\nxx"
+        )
+        self.assertTrue(transport.disconnected)
+        response = self.successResultOf(request.d)
+        self.assertEqual(response.code, 101)
+        self.assertEqual(self.successResultOf(read_body(response)), b"")
+        self.assertIn("retire", owner.kinds())
+
     def test_oversize_headers(self) -> None:
         """Headers longer than MAX_HEADER_BYTES fail the request and abort the
         connection."""

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from httptools import HttpParserError, HttpResponseParser
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -236,6 +236,9 @@ class HTTP11Connection(Protocol):
             self._parser.feed_data(data)
         except HttpParserError as e:
             self._parse_error(f"invalid HTTP answer: {e}")
+            return
+        except HttpParserUpgrade:
+            self._parse_error("the server switched protocols, which this client does not do")
             return
         if self._in_headers:
             self._header_bytes += len(data)
