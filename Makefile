@@ -20,14 +20,14 @@ export DEBIAN_FRONTEND := noninteractive
 # apt needs root: use sudo when we are not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
 
-.PHONY: test demo setup venv etcd lint typecheck trial clean
+.PHONY: test demo setup venv etcd tinyproxy lint typecheck trial clean
 
 test: setup lint typecheck trial
 
 demo: setup
 	$(BIN)/python examples/demo.py
 
-setup: venv etcd
+setup: venv etcd tinyproxy
 
 venv: $(VENV)/.installed
 
@@ -61,6 +61,16 @@ etcd:
 		$(SUDO) apt-get install -y etcd-server; \
 	fi
 
+# The proxy tests (tests/integration/test_proxy.py) start Debian's tinyproxy.
+tinyproxy:
+	@if command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ]; then \
+		echo "tinyproxy: found"; \
+	else \
+		echo "tinyproxy: not found, installing tinyproxy-bin with apt"; \
+		$(SUDO) apt-get update; \
+		$(SUDO) apt-get install -y tinyproxy-bin || $(SUDO) apt-get install -y tinyproxy; \
+	fi
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -68,7 +78,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-trial: venv etcd
+trial: venv etcd tinyproxy
 	$(BIN)/python -m twisted.trial $(TRIAL_ARGS) $(TESTS)
 
 clean:
