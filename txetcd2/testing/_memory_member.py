@@ -55,8 +55,9 @@ class MemoryMember:
     :ivar state: ``"answering"`` (normal), ``"silent"`` (accepts, sends
         200 headers, then nothing), ``"unanswering"`` (accepts, never
         answers: a paused process), ``"refusing"`` (connections refused: a
-        dead process), ``"failing"`` (answers every request with
-        :attr:`failure_status` and etcd's ``errorCode 300``: see :meth:`fail`)
+        dead process), ``"failing"`` (answers every request, or those
+        :meth:`fail` selects, with :attr:`failure_status` and etcd's
+        ``errorCode 300``)
         or ``"no-quorum"`` (see :meth:`lose_quorum`).
 
     Besides its state, a member can lose the answers to its next writes
