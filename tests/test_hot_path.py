@@ -106,12 +106,12 @@ class EtcdHeadersTests(SynchronousTestCase):
             {
                 b"x-etcd-index": [b"4"],
                 b"X-RAFT-INDEX": [b"9"],
-                b"X-Raft-Term": ["2"],
+                b"X-Raft-Term": [b"2"],
                 b"location": [b"/v2/keys/a"],
                 b"Content-Length": [b"10"],
             }
         )
-        headers.addRawHeader(b"X-ETCD-CLUSTER-ID", b"cdf8")
+        headers.addRawHeader(b"X-ETCD-CLUSTER-ID", "cdf8")
         found = etcd_headers(headers)
         self.assertEqual(found, _scan_headers(headers))
         self.assertEqual(found["x-raft-index"], "9")
