@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
-from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
@@ -178,9 +178,7 @@ class Session:
         """
         if self._closing is not None:
             raise ClientClosed()
-        return self._track(
-            self.request(request, deadline, max_retries).addCallback(finish, request.what)
-        )
+        return self._track(self._start(request, deadline, max_retries, None, finish))
 
     def _track(self, inner: Deferred[_T]) -> Deferred[_T]:
         # The caller's Deferred: close() cancels it, and its cancel() fires it
@@ -272,17 +270,31 @@ class Session:
         :raises EtcdTLSError: a TLS configuration error (never retried).
         :raises EtcdClusterMismatch: the only member left is another cluster's.
         """
+        return self._start(request, deadline, max_retries, only, None)
+
+    def _start(
+        self,
+        request: Request,
+        deadline: Deadline,
+        max_retries: int | None,
+        only: Sequence[str] | None,
+        finish: Callable[[RawResponse, str], Any] | None,
+    ) -> Deferred[Any]:
+        # request(), and then finish(answer, request.what) when it is given,
+        # in the same callback as the first answer's checks.
         order = list(only) if only else self.members.order()
         remaining = deadline.remaining()
         if not order or (remaining is not None and remaining <= 0):
-            return Deferred.fromCoroutine(
-                self._call(request, deadline, self._attempt(request), _same, max_retries, only)
-            )
+            call = self._call(request, deadline, self._attempt(request), _same, max_retries, only)
+            return _then(Deferred.fromCoroutine(call), finish, request.what)
         seconds = remaining
         if remaining is not None and request.idempotent:
             seconds = remaining / len(order)
-        return self._send(order[0], request, seconds).addBoth(
-            self._first, request, deadline, max_retries, only, order
+        sent = self.exchange.send(
+            order[0], request.method, request.target, request.form, seconds, request.headers
+        )
+        return sent.addBoth(
+            self._first, request, deadline, max_retries, only, order, seconds, finish
         )
 
     def _first(
@@ -293,30 +305,59 @@ class Session:
         max_retries: int | None,
         only: Sequence[str] | None,
         order: list[str],
-    ) -> RawResponse | Deferred[RawResponse]:
-        # The outcome of request()'s first attempt, judged as _call judges any.
+        seconds: float | None,
+        finish: Callable[[RawResponse, str], Any] | None,
+    ) -> Any:
+        # The outcome of the first attempt, judged as _call judges any; the
+        # rest of the call, if there is one, runs in _call from there.
         if isinstance(outcome, Failure):
             error = outcome.value
             if not isinstance(error, EtcdConnectionError) or isinstance(error, EtcdTLSError):
-                return fail(outcome)  # cancelled, a TLS configuration error, a bug: as _call
+                return outcome  # cancelled, a TLS configuration error, a bug: as _call
             first: _Outcome[RawResponse] = error
+        elif outcome.status == 307 or outcome.status == 404:
+            rest = self._follow_first(
+                outcome, request, deadline, max_retries, only, order, seconds
+            )
+            return _then(Deferred.fromCoroutine(rest), finish, request.what)
         else:
             read = request.idempotent and request.method in ("GET", "HEAD")
             rejected, busy = self.members.judge(outcome, read, request.keyspace)
             if rejected is None:
                 self.members.pin(order[0])
-                return outcome
+                return outcome if finish is None else finish(outcome, request.what)
             first = (outcome, rejected, busy)
-        return Deferred.fromCoroutine(
-            self._call(
-                request,
-                deadline,
-                self._attempt(request),
-                _same,
-                max_retries,
-                only,
-                first=(order, first),
-            )
+        attempt = self._attempt(request)
+        rest = self._call(
+            request, deadline, attempt, _same, max_retries, only, first=(order, first)
+        )
+        return _then(Deferred.fromCoroutine(rest), finish, request.what)
+
+    async def _follow_first(
+        self,
+        raw: RawResponse,
+        request: Request,
+        deadline: Deadline,
+        max_retries: int | None,
+        only: Sequence[str] | None,
+        order: list[str],
+        seconds: float | None,
+    ) -> RawResponse:
+        # A first answer to follow (307) or to look into (404), then the rest
+        # of the call as _call would go on after its first attempt.
+        step: _Outcome[RawResponse]
+        try:
+            raw = await self._follow_up(raw, order[0], request, seconds)
+        except EtcdTLSError:
+            raise
+        except EtcdConnectionError as failed:
+            step = failed
+        else:
+            read = request.idempotent and request.method in ("GET", "HEAD")
+            step = (raw, *self.members.judge(raw, read, request.keyspace))
+        attempt = self._attempt(request)
+        return await self._call(
+            request, deadline, attempt, _same, max_retries, only, first=(order, step)
         )
 
     async def poll(
@@ -528,6 +569,12 @@ class Session:
 #: with the members' judgement of it (the error that rejects it, if any, and
 #: whether the cluster said it was busy).
 _Outcome = EtcdConnectionError | tuple[_T, EtcdError | None, bool]
+
+
+def _then(
+    d: Deferred[RawResponse], finish: Callable[[RawResponse, str], Any] | None, what: str
+) -> Deferred[Any]:
+    return d if finish is None else d.addCallback(finish, what)
 
 
 def _same(raw: RawResponse) -> RawResponse:

@@ -8,7 +8,7 @@ from typing import Any
 
 from hyperlink import EncodedURL
 from treq.client import HTTPClient
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.error import (
     ConnectError,
     ConnectingCancelledError,
@@ -256,12 +256,17 @@ class Exchange:
         :raises EtcdConnectionError: when the connection failed; its
             ``__cause__`` is the HTTP layer's exception.
         """
-        attempt = within(self._read(endpoint, method, target, form, headers), timeout, self._clock)
-        return attempt.addErrback(self._send_failed, endpoint, method, target, timeout)
+
+        def failed(failure: Failure) -> Failure | Deferred[RawResponse]:
+            return self._send_failed(failure, endpoint, method, target, timeout)
+
+        return within(
+            self._read(endpoint, method, target, form, headers), timeout, self._clock, failed
+        )
 
     def _send_failed(
         self, failure: Failure, endpoint: str, method: str, target: str, timeout: float | None
-    ) -> Deferred[RawResponse]:
+    ) -> Failure | Deferred[RawResponse]:
         error = failure.value
         if isinstance(error, TimeoutError):
             raise EtcdTimeout(
@@ -271,7 +276,7 @@ class Exchange:
             # The deadline passed while connecting: never sent (its cause says so).
             raise EtcdTimeout(endpoint, "connecting", timeout or 0.0) from error
         if isinstance(error, EtcdError | CancelledError) or not isinstance(error, Exception):
-            return fail(failure)
+            return failure
         return Deferred.fromCoroutine(self._raise_connection_error(endpoint, error))
 
     async def _raise_connection_error(self, endpoint: str, error: Exception) -> RawResponse:
