@@ -119,7 +119,8 @@ class Deadline:
         """
         if self._end is None:
             return None
-        return max(self._end - self._clock.seconds(), 0.0)
+        left = self._end - self._clock.seconds()
+        return left if left > 0.0 else 0.0
 
     def allows(self, seconds: float) -> bool:
         """

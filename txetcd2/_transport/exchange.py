@@ -196,7 +196,10 @@ class Exchange:
         :returns: a Deferred firing with the unread answer.
         """
         if headers is None:
-            all_headers = self._plain_headers(form is not None)
+            if self.auth_header is self._built_for:
+                all_headers = self._built[form is not None]  # the usual request
+            else:
+                all_headers = self._plain_headers(form is not None)
         else:
             all_headers = self._merged_headers(headers, form is not None)
         producer = None if form is None else BytesProducer(form)
@@ -434,7 +437,7 @@ class _BodyReader(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._finished.called:
             return
-        if reason.check(ResponseDone, PotentialDataLoss):
+        if type(reason.value) is ResponseDone or reason.check(ResponseDone, PotentialDataLoss):
             body = b"".join(self._chunks)
             answer = self._answer
             if answer is None:
