@@ -14,6 +14,7 @@ from twisted.trial.unittest import TestCase
 
 from txetcd2 import ClientClosed, EtcdClient, EtcdTimeout
 from txetcd2.testing import start_etcd
+from txetcd2.watch import State
 
 from .test_failover import bounded
 
@@ -90,6 +91,8 @@ class SessionTests(TestCase):
         watcher.on("change", lambda event: seen.append(event.node.key))
         watcher.on("stop", stopped.append)
         watcher.start()
+        # A watcher "from now" sees the writes etcd receives after its own request.
+        await bounded(Deferred.fromCoroutine(wait_until(lambda: watcher.state is State.STREAMING)))
         await bounded(writer.set("session/watched/a", "1"))
         await bounded(Deferred.fromCoroutine(wait_until(lambda: len(seen) == 1)))
         await bounded(client.close())
