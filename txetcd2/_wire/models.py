@@ -100,11 +100,8 @@ class DecodeError(ValueError):
     """
 
 
-def _int(doc: Mapping[str, Any], name: str) -> int:
-    value = doc.get(name, 0)
-    if type(value) is not int:
-        raise DecodeError(f"{name} should be an integer, not {value!r}")
-    return value
+#: What a node without children has (JSON never decodes to a tuple).
+_NO_NODES: tuple[()] = ()
 
 
 def decode_node(doc: Any) -> EtcdNode:
@@ -115,11 +112,13 @@ def decode_node(doc: Any) -> EtcdNode:
     :returns: the node.
     :raises DecodeError: when the object does not have a node's shape.
     """
-    if not isinstance(doc, dict):
+    # type() first: JSON gives exact dicts and strs, so isinstance() is
+    # rarely needed (the hot path decodes one node per get).
+    if type(doc) is not dict and not isinstance(doc, dict):
         raise DecodeError(f"a node should be an object, not {doc!r:.80}")
     get = doc.get
     value = get("value")
-    if value is not None and not isinstance(value, str):
+    if value is not None and type(value) is not str and not isinstance(value, str):
         raise DecodeError(f"value should be a string, not {value!r:.80}")
     expiration = get("expiration")
     expires = None
@@ -131,21 +130,30 @@ def decode_node(doc: Any) -> EtcdNode:
     ttl = get("ttl")
     if ttl is not None and type(ttl) is not int:
         raise DecodeError(f"ttl should be an integer, not {ttl!r}")
-    children = get("nodes", ())
-    if not isinstance(children, (list, tuple)):
+    children = get("nodes", _NO_NODES)
+    if children is _NO_NODES:
+        nodes: tuple[EtcdNode, ...] = ()
+    elif isinstance(children, (list, tuple)):
+        nodes = tuple([decode_node(child) for child in children]) if children else ()
+    else:
         raise DecodeError("nodes should be a list")
-    nodes = tuple([decode_node(child) for child in children]) if children else ()
     key = get("key", "/")
-    if not isinstance(key, str):
+    if type(key) is not str and not isinstance(key, str):
         raise DecodeError(f"key should be a string, not {key!r:.80}")
+    created = get("createdIndex", 0)
+    if type(created) is not int:
+        raise DecodeError(f"createdIndex should be an integer, not {created!r}")
+    modified = get("modifiedIndex", 0)
+    if type(modified) is not int:
+        raise DecodeError(f"modifiedIndex should be an integer, not {modified!r}")
     return EtcdNode(
         key=key,
         value=value,
         dir=get("dir") is True,
         ttl=ttl,
         expiration=expires,
-        created_index=_int(doc, "createdIndex"),
-        modified_index=_int(doc, "modifiedIndex"),
+        created_index=created,
+        modified_index=modified,
         nodes=nodes,
     )
 
