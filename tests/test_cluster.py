@@ -468,6 +468,22 @@ class ConsistencyTests(SynchronousTestCase):
         h.pop(A).respond(201, node_body("create", "/k2", "v", 3), {"x-etcd-index": "3"})
         self.successResultOf(d)
 
+    def test_no_member_left(self) -> None:
+        """Once the only member is another cluster's, calls fail at once, without a request."""
+        h = Harness(A)
+        d = h.client.get("k")
+        h.ok(A)
+        self.successResultOf(d)
+        d = h.client.get("k")
+        h.ok(A, headers={"x-etcd-cluster-id": "other"})
+        h.clock.advance(1.0)  # the back-off after the sweep: no member is left to ask
+        self.failureResultOf(d, EtcdClusterMismatch)
+        d = h.client.get("k")
+        error = self.failureResultOf(d, ClusterUnavailable).value
+        self.assertIsInstance(dict(error.errors)[A], EtcdClusterMismatch)
+        self.assertEqual(len(h.agent.requests), 2)
+        self.assertTrue(h.idle())
+
     def test_foreign_cluster_never_mixed_in(self) -> None:
         """A member answering with another cluster ID is skipped now and later."""
         h = Harness(timeout=60.0)
@@ -543,6 +559,38 @@ class RedirectTests(SynchronousTestCase):
         h.pop(A).respond(307, b"", {"location": "http://b:2/v2/keys/other"})
         self.failureResultOf(d, EtcdProtocolError)
         self.assertEqual(len(h.agent.requests), 1)
+
+    def test_307_follow_up_refused_moves_on(self) -> None:
+        """When the member a first answer redirects to refuses, the next member is asked."""
+        h = Harness()
+        d = h.client.get("k")
+        h.pop(A).respond(307, b"", {"location": "http://c:3/v2/keys/k"})
+        h.pop(C).refuse()
+        h.ok(B)
+        self.assertEqual(self.successResultOf(d).node.value, "v")
+        self.assertEqual(len(h.agent.requests), 3)
+        self.assertTrue(h.idle())
+
+    def test_307_after_a_failover_followed(self) -> None:
+        """A 307 from the member tried after a failure is followed as a first answer's is."""
+        h = Harness()
+        d = h.client.get("k")
+        h.pop(A).refuse()
+        h.pop(B).respond(307, b"", {"location": "http://c:3/v2/keys/k"})
+        h.ok(C)
+        self.assertEqual(self.successResultOf(d).node.value, "v")
+        self.assertTrue(h.idle())
+
+    def test_404_after_a_failover_is_the_answer(self) -> None:
+        """A key-not-found from the member tried after a failure is the call's answer."""
+        h = Harness()
+        d = h.client.get("k")
+        h.pop(A).refuse()
+        headers = {"x-etcd-index": "5", "content-type": "application/json"}
+        h.pop(B).respond(404, error_body(100, "Key not found", "/k", 5), headers)
+        self.failureResultOf(d, KeyNotFound)
+        self.assertEqual(len(h.agent.requests), 2)
+        self.assertTrue(h.idle())
 
     def test_301_never_followed(self) -> None:
         """A 301 is never followed, even for a GET."""

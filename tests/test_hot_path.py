@@ -4,6 +4,7 @@ Unit tests for the shortcuts of the request path: key and form encoding, headers
 
 from __future__ import annotations
 
+from typing import ClassVar
 from urllib.parse import quote, urlencode
 
 from twisted.internet.defer import Deferred, TimeoutError
@@ -11,12 +12,13 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http_headers import Headers
 
-from txetcd2._api.keys import _form
+from txetcd2._api.keys import _form, _value_form
 from txetcd2._transport.agent import etcd_http_client
 from txetcd2._transport.deadline import within
 from txetcd2._transport.exchange import Exchange
-from txetcd2._wire.answers import etcd_headers
-from txetcd2._wire.keys import canonical_path, key_path, normalize_key
+from txetcd2._wire.answers import _scan_headers, etcd_headers
+from txetcd2._wire.keys import canonical_path, key_path, key_target, normalize_key
+from txetcd2._wire.models import DecodeError, decode_response
 from txetcd2.testing._fakes import RecordingAgent
 
 
@@ -48,6 +50,19 @@ class CanonicalPathTests(SynchronousTestCase):
             canonical = normalize_key(key)
             self.assertEqual(canonical_path(canonical), _quoted(canonical), key)
             self.assertEqual(key_path(key), _quoted(canonical), key)
+
+    def test_key_target_same_as_normalizing(self) -> None:
+        """key_target's shortcut gives what normalize_key then canonical_path give, errors too."""
+        keys = ["a", "/a/b/c", "a/b/", "A-Z_0.9~x", "/a.b/c..d", "a b/c", "ключ", "/", "", "//"]
+        for key in keys:
+            canonical = normalize_key(key)
+            self.assertEqual(key_target(key), (canonical, canonical_path(canonical)), key)
+            self.assertEqual(
+                key_target(key, "/v2/x"), (canonical, canonical_path(canonical, "/v2/x"))
+            )
+        for bad in ["a//b", "/./a", "a/..", ".", "/a/.", "a\x00b"]:
+            self.assertRaises(ValueError, key_target, bad)
+        self.assertRaises(TypeError, key_target, b"a")
 
     def test_root_and_prefix(self) -> None:
         """The root is the prefix with a slash, and another prefix is used as given."""
@@ -85,6 +100,23 @@ class EtcdHeadersTests(SynchronousTestCase):
         """An answer without etcd's headers gives an empty dict."""
         self.assertEqual(etcd_headers(Headers({b"Server": [b"nginx"]})), {})
 
+    def test_same_as_scanning(self) -> None:
+        """Looking etcd's headers up by canonical name finds what a scan of every header finds."""
+        headers = Headers(
+            {
+                b"x-etcd-index": [b"4"],
+                b"X-RAFT-INDEX": [b"9"],
+                b"X-Raft-Term": [b"2"],
+                b"location": [b"/v2/keys/a"],
+                b"Content-Length": [b"10"],
+            }
+        )
+        headers.addRawHeader(b"X-ETCD-CLUSTER-ID", "cdf8")
+        found = etcd_headers(headers)
+        self.assertEqual(found, _scan_headers(headers))
+        self.assertEqual(found["x-raft-index"], "9")
+        self.assertEqual(found["x-etcd-cluster-id"], "cdf8")
+
 
 class FormTests(SynchronousTestCase):
     """
@@ -99,6 +131,15 @@ class FormTests(SynchronousTestCase):
                 _form(value, 5), urlencode([("value", value), ("ttl", "5")]).encode(), value
             )
         self.assertEqual(_form(None, 5, True), b"ttl=5&refresh=true")
+
+    def test_value_form_same_as_form(self) -> None:
+        """A write's form is the same on its short path, and a missing value is refused."""
+        for value in ["v1", "", "a b", "é", "x" * 300]:
+            self.assertEqual(_value_form(value, None), _form(value), value)
+            self.assertEqual(_value_form(value, 5), _form(value, 5), value)
+        self.assertRaises(TypeError, _value_form, None, None)
+        self.assertRaises(TypeError, _value_form, b"v1", None)
+        self.assertRaises(ValueError, _value_form, "\ud800", None)
 
     def test_checks_value(self) -> None:
         """A value that is not text is refused on the short path too."""
@@ -174,3 +215,34 @@ class WithinTests(SynchronousTestCase):
         self.assertEqual(cancelled, [d])
         self.failureResultOf(attempt, TimeoutError)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class DecodeResponseTests(SynchronousTestCase):
+    """
+    Decoding a key-space body without json.loads' checks, and with them when it must.
+    """
+
+    headers: ClassVar[dict[str, str]] = {"x-etcd-index": "7", "x-raft-term": "2"}
+
+    def test_usual_body(self) -> None:
+        """etcd's body (JSON and a newline) decodes, with the headers' indexes."""
+        body = b'{"action":"get","node":{"key":"/a","value":"\xc3\xa9","modifiedIndex":5}}\n'
+        response = decode_response(body, self.headers)
+        self.assertEqual((response.node.value, response.index), ("\xe9", 5))
+        self.assertEqual((response.etcd_index, response.raft_term), (7, 2))
+        self.assertEqual(decode_response(body, self.headers, index=9).etcd_index, 9)
+
+    def test_other_spellings(self) -> None:
+        """A BOM, spaces around the document or UTF-16 still decode as json.loads decodes them."""
+        doc = '{"action":"get","node":{"key":"/a"}}'
+        for body in [
+            b"\xef\xbb\xbf" + doc.encode(),
+            b"  " + doc.encode() + b" \r\n",
+            doc.encode("utf-16"),
+        ]:
+            self.assertEqual(decode_response(body, self.headers).node.key, "/a", body)
+
+    def test_not_an_answer(self) -> None:
+        """Trailing data, bad UTF-8, no JSON or no action are refused with DecodeError."""
+        for body in [b'{"action":"get"} x', b"\xff{}", b"", b"nope", b"[]", b'{"action":1}']:
+            self.assertRaises(DecodeError, decode_response, body, self.headers)

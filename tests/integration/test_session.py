@@ -91,6 +91,8 @@ class SessionTests(TestCase):
         watcher.on("change", lambda event: seen.append(event.node.key))
         watcher.on("stop", stopped.append)
         watcher.start()
+        # A watcher "from now" sees the writes etcd receives after its own request.
+        await bounded(Deferred.fromCoroutine(wait_until(lambda: watcher.state is State.STREAMING)))
         await bounded(writer.set("session/watched/a", "1"))
         await bounded(Deferred.fromCoroutine(wait_until(lambda: len(seen) == 1)))
         await bounded(client.close())

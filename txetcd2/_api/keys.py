@@ -9,6 +9,7 @@ from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from txetcd2._api.missing import MISSING
 from txetcd2._logs import PublicLogger
@@ -18,7 +19,6 @@ from txetcd2._wire.answers import RawResponse, error_for
 from txetcd2._wire.errors import EtcdProtocolError, EtcdTimeout, KeyNotFound, NotFile
 from txetcd2._wire.keys import (
     Query,
-    canonical_path,
     check_duration,
     check_index,
     check_int,
@@ -29,6 +29,7 @@ from txetcd2._wire.keys import (
     check_value,
     flag,
     key_path,
+    key_target,
     normalize_key,
 )
 from txetcd2._wire.models import DecodeError, EtcdResponse, decode_response, header_int
@@ -59,6 +60,8 @@ _FORM_SAFE = re.compile(r"[A-Za-z0-9_.~-]+")
 
 def _value_form(value: str, ttl: int | None) -> bytes:
     # A write's form: the value is required (None is a TypeError, never "").
+    if ttl is None and type(value) is str and _FORM_SAFE.fullmatch(value):
+        return b"value=" + value.encode("ascii")  # the usual set: nothing to check or encode
     return _form(check_value(value), ttl)
 
 
@@ -91,14 +94,27 @@ def decode(raw: RawResponse, key: str = "/") -> EtcdResponse:
     """
     if raw.status not in (200, 201):
         raise error_for(raw)
-    if header_int(raw.headers, "x-etcd-index") is None:
+    index = header_int(raw.headers, "x-etcd-index")
+    if index is None:
         raise EtcdProtocolError(
             raw.endpoint, raw.status, "a key-space answer without X-Etcd-Index", raw.body
         )
     try:
-        return decode_response(raw.body, raw.headers, key)
+        return decode_response(raw.body, raw.headers, key, index)
     except DecodeError as e:
         raise EtcdProtocolError(raw.endpoint, raw.status, str(e), raw.body) from None
+
+
+def _value_of(response: EtcdResponse) -> str:
+    if response.node.dir:
+        raise NotFile(102, "Not a file", response.node.key, response.etcd_index, 200)
+    return response.node.value or ""
+
+
+def _missing(failure: Failure, default: Any) -> Any:
+    if default is MISSING or failure.check(KeyNotFound) is None:
+        return failure
+    return default
 
 
 def check_retries(max_retries: int | None) -> int | None:
@@ -143,17 +159,12 @@ class KeyCalls:
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Deferred[EtcdResponse]:
-        canonical = normalize_key(key)
-        target = check_request_line(method, canonical_path(canonical), query)
+        canonical, path = key_target(key)
+        target = check_request_line(method, path, query)
         request = Request(method, target, canonical, idempotent, form, keyspace=True)
-        deadline = self._session.deadline(check_seconds(timeout))
-        retries = check_retries(max_retries)
-        return self._session.run(self._keys_call(request, deadline, retries))
-
-    async def _keys_call(
-        self, request: Request, deadline: Deadline, max_retries: int | None = None
-    ) -> EtcdResponse:
-        return decode(await self._session.request(request, deadline, max_retries), request.what)
+        deadline = self._session.deadline(None if timeout is None else check_seconds(timeout))
+        retries = None if max_retries is None else check_retries(max_retries)
+        return self._session.call(request, deadline, retries, decode)
 
     # -- reading -------------------------------------------------------------
 
@@ -179,9 +190,10 @@ class KeyCalls:
         :raises KeyNotFound: (in the Deferred) if the key does not exist.
         """
         query: Query = []
-        _add_flag(query, "recursive", recursive)
-        _add_flag(query, "sorted", sorted)
-        _add_flag(query, "quorum", quorum)
+        if recursive is not False or sorted is not False or quorum is not False:
+            _add_flag(query, "recursive", recursive)
+            _add_flag(query, "sorted", sorted)
+            _add_flag(query, "quorum", quorum)
         return self._keys("GET", key, query, timeout=timeout, max_retries=max_retries)
 
     @overload
@@ -216,25 +228,13 @@ class KeyCalls:
         :returns: a Deferred firing with the value.
         :raises NotFile: (in the Deferred) if the key is a directory.
         """
-        canonical = normalize_key(key)
-        target = check_request_line("GET", canonical_path(canonical), [])
+        canonical, path = key_target(key)
+        target = check_request_line("GET", path, [])
         request = Request("GET", target, canonical, True, keyspace=True)
-        deadline = self._session.deadline(check_seconds(timeout))
-        retries = check_retries(max_retries)
-        return self._session.run(self._get_value(request, deadline, default, retries))
-
-    async def _get_value(
-        self, request: Request, deadline: Deadline, default: Any, max_retries: int | None
-    ) -> Any:
-        try:
-            response = await self._keys_call(request, deadline, max_retries)
-        except KeyNotFound:
-            if default is MISSING:
-                raise
-            return default
-        if response.node.dir:
-            raise NotFile(102, "Not a file", response.node.key, response.etcd_index, 200)
-        return response.node.value or ""
+        deadline = self._session.deadline(None if timeout is None else check_seconds(timeout))
+        retries = None if max_retries is None else check_retries(max_retries)
+        found = self._session.call(request, deadline, retries, decode)
+        return found.addCallbacks(_value_of, _missing, errbackArgs=(default,))
 
     # -- writing -------------------------------------------------------------
 
@@ -268,11 +268,13 @@ class KeyCalls:
         :returns: a Deferred firing with the response.
         """
         query: Query = []
-        _add_compare(query, prev_value, prev_index)
+        if prev_value is not None or prev_index is not None:
+            _add_compare(query, prev_value, prev_index)
         if prev_exist is not None:
             query.append(("prevExist", flag(prev_exist, "prev_exist")))
         conditional = bool(query)
-        _add_quiet(query, no_value_on_success)
+        if no_value_on_success is not False:
+            _add_quiet(query, no_value_on_success)
         return self._keys(
             "PUT",
             key,

@@ -52,8 +52,9 @@ class Freshness:
         error = self.foreign(raw)
         if error is not None:
             return error
-        index = header_int(raw.headers, "x-etcd-index") or 0
-        term = header_int(raw.headers, "x-raft-term") or 0
+        headers = raw.headers
+        index = header_int(headers, "x-etcd-index") or 0
+        term = header_int(headers, "x-raft-term") or 0
         if read and ((index and index < self.index) or (term and term < self.term)):
             return EtcdStaleAnswer(raw.endpoint, index, term, self.index, self.term)
         if index > self.index:

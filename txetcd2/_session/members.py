@@ -165,10 +165,11 @@ class Cluster:
         if raw is None:
             return None, False
         error = self.freshness.judge(raw, read and keyspace)
-        if isinstance(error, EtcdClusterMismatch):
-            self.refuse(raw.endpoint, error)
+        if error is not None:
+            if isinstance(error, EtcdClusterMismatch):
+                self.refuse(raw.endpoint, error)
             return error, False
-        if error is not None or not keyspace:
-            return error, False
+        if not keyspace or raw.status < 500:
+            return None, False
         trouble = server_trouble(raw)
         return trouble, trouble is not None

@@ -155,7 +155,34 @@ class Session:
         if self._closing is not None:
             coroutine.close()
             raise ClientClosed()
-        inner = Deferred.fromCoroutine(coroutine)
+        return self._track(Deferred.fromCoroutine(coroutine))
+
+    def call(
+        self,
+        request: Request,
+        deadline: Deadline,
+        max_retries: int | None,
+        finish: Callable[[RawResponse, str], _T],
+    ) -> Deferred[_T]:
+        """
+        Run one request as a call of its own, as :meth:`run` runs a
+        coroutine: :meth:`request`, then ``finish(answer, request.what)``
+        (the decoding), chained without a coroutine of its own.
+
+        :param request: what to send.
+        :param deadline: when the call must be over.
+        :param max_retries: back-offs allowed (default: the session's).
+        :param finish: turns the answer into the call's result (or raises).
+        :returns: the call's Deferred (cancellable as :meth:`run`'s).
+        :raises ClientClosed: once the session is closed.
+        """
+        if self._closing is not None:
+            raise ClientClosed()
+        return self._track(self._start(request, deadline, max_retries, None, finish))
+
+    def _track(self, inner: Deferred[_T]) -> Deferred[_T]:
+        # The caller's Deferred: close() cancels it, and its cancel() fires it
+        # at once, whatever ``inner`` does with the cancellation.
         outer: Deferred[_T] = Deferred(lambda _: inner.cancel())
         self._pending.add(outer)
 
@@ -214,22 +241,28 @@ class Session:
         """
         return Deadline(self.clock, self.timeout if timeout is None else timeout)
 
-    async def request(
+    def request(
         self,
         request: Request,
         deadline: Deadline,
         max_retries: int | None = None,
         only: Sequence[str] | None = None,
-    ) -> RawResponse:
+    ) -> Deferred[RawResponse]:
         """
         Send a request to the cluster and read its whole answer.
+
+        The first attempt goes out as a plain callback chain; only when it
+        does not end the call (a failure, an answer that cannot be used, a
+        ``307`` or ``404`` to look into) does the rest of the call run as a
+        coroutine, from that first outcome on, with the same rules.
 
         :param request: what to send.
         :param deadline: when the call must be over.
         :param max_retries: back-offs allowed (default: the session's).
         :param only: ask these members (in this order) instead of the
             cluster's, still with the cluster's checks.
-        :returns: the first usable answer, whatever its status.
+        :returns: a Deferred firing with the first usable answer, whatever
+            its status.
         :raises EtcdConnectionError: one member, which failed.
         :raises ClusterUnavailable: several, which all failed.
         :raises EtcdOutcomeUnknown: a request that is not idempotent may
@@ -237,11 +270,95 @@ class Session:
         :raises EtcdTLSError: a TLS configuration error (never retried).
         :raises EtcdClusterMismatch: the only member left is another cluster's.
         """
+        return self._start(request, deadline, max_retries, only, None)
 
-        async def attempt(endpoint: str, seconds: float | None) -> RawResponse:
-            return await self._send(endpoint, request, seconds)
+    def _start(
+        self,
+        request: Request,
+        deadline: Deadline,
+        max_retries: int | None,
+        only: Sequence[str] | None,
+        finish: Callable[[RawResponse, str], Any] | None,
+    ) -> Deferred[Any]:
+        # request(), and then finish(answer, request.what) when it is given,
+        # in the same callback as the first answer's checks.
+        order = list(only) if only else self.members.order()
+        remaining = deadline.remaining()
+        if not order or (remaining is not None and remaining <= 0):
+            call = self._call(request, deadline, self._attempt(request), _same, max_retries, only)
+            return _then(Deferred.fromCoroutine(call), finish, request.what)
+        seconds = remaining
+        if remaining is not None and request.idempotent:
+            seconds = remaining / len(order)
+        sent = self.exchange.send(
+            order[0], request.method, request.target, request.form, seconds, request.headers
+        )
+        return sent.addBoth(
+            self._first, request, deadline, max_retries, only, order, seconds, finish
+        )
 
-        return await self._call(request, deadline, attempt, _same, max_retries, only)
+    def _first(
+        self,
+        outcome: RawResponse | Failure,
+        request: Request,
+        deadline: Deadline,
+        max_retries: int | None,
+        only: Sequence[str] | None,
+        order: list[str],
+        seconds: float | None,
+        finish: Callable[[RawResponse, str], Any] | None,
+    ) -> Any:
+        # The outcome of the first attempt, judged as _call judges any; the
+        # rest of the call, if there is one, runs in _call from there.
+        if isinstance(outcome, Failure):
+            error = outcome.value
+            if not isinstance(error, EtcdConnectionError) or isinstance(error, EtcdTLSError):
+                return outcome  # cancelled, a TLS configuration error, a bug: as _call
+            first: _Outcome[RawResponse] = error
+        elif outcome.status == 307 or outcome.status == 404:
+            rest = self._follow_first(
+                outcome, request, deadline, max_retries, only, order, seconds
+            )
+            return _then(Deferred.fromCoroutine(rest), finish, request.what)
+        else:
+            read = request.idempotent and request.method in ("GET", "HEAD")
+            rejected, busy = self.members.judge(outcome, read, request.keyspace)
+            if rejected is None:
+                self.members.pin(order[0])
+                return outcome if finish is None else finish(outcome, request.what)
+            first = (outcome, rejected, busy)
+        attempt = self._attempt(request)
+        rest = self._call(
+            request, deadline, attempt, _same, max_retries, only, first=(order, first)
+        )
+        return _then(Deferred.fromCoroutine(rest), finish, request.what)
+
+    async def _follow_first(
+        self,
+        raw: RawResponse,
+        request: Request,
+        deadline: Deadline,
+        max_retries: int | None,
+        only: Sequence[str] | None,
+        order: list[str],
+        seconds: float | None,
+    ) -> RawResponse:
+        # A first answer to follow (307) or to look into (404), then the rest
+        # of the call as _call would go on after its first attempt.
+        step: _Outcome[RawResponse]
+        try:
+            raw = await self._follow_up(raw, order[0], request, seconds)
+        except EtcdTLSError:
+            raise
+        except EtcdConnectionError as failed:
+            step = failed
+        else:
+            read = request.idempotent and request.method in ("GET", "HEAD")
+            step = (raw, *self.members.judge(raw, read, request.keyspace))
+        attempt = self._attempt(request)
+        return await self._call(
+            request, deadline, attempt, _same, max_retries, only, first=(order, step)
+        )
 
     async def poll(
         self, request: Request, deadline: Deadline, wait: float
@@ -299,10 +416,30 @@ class Session:
             raise foreign
         return response, headers
 
-    async def _send(self, endpoint: str, request: Request, seconds: float | None) -> RawResponse:
+    def _attempt(self, request: Request) -> Callable[[str, float | None], Deferred[RawResponse]]:
+        return lambda endpoint, seconds: self._send(endpoint, request, seconds)
+
+    def _send(
+        self, endpoint: str, request: Request, seconds: float | None
+    ) -> Deferred[RawResponse]:
+        d = self.exchange.send(
+            endpoint, request.method, request.target, request.form, seconds, request.headers
+        )
+        return d.addCallback(self._sent, endpoint, request, seconds)
+
+    def _sent(
+        self, raw: RawResponse, endpoint: str, request: Request, seconds: float | None
+    ) -> RawResponse | Deferred[RawResponse]:
+        if raw.status != 307 and raw.status != 404:
+            return raw  # nothing to follow or to look into
+        return Deferred.fromCoroutine(self._follow_up(raw, endpoint, request, seconds))
+
+    async def _follow_up(
+        self, raw: RawResponse, endpoint: str, request: Request, seconds: float | None
+    ) -> RawResponse:
+        # A 307 to a key-space GET is followed; a 404 may mean v2 is disabled.
         exchange = self.exchange
         method, target = request.method, request.target
-        raw = await exchange.send(endpoint, method, target, request.form, seconds, request.headers)
         if request.keyspace and method == "GET":
             for _ in range(MAX_REDIRECTS):
                 found = redirect_target(raw, target)
@@ -323,28 +460,50 @@ class Session:
         max_retries: int | None,
         only: Sequence[str] | None,
         stale_check: bool = True,
+        first: tuple[list[str], _Outcome[_T]] | None = None,
     ) -> _T:
+        """
+        The whole call: attempts over the members, sweeps and back-offs.
+
+        :param first: the order of the first sweep and the outcome of its
+            first attempt when it was made already (by :meth:`request`):
+            the connection error it raised, or its result with how the
+            members judged it.
+        """
         members = self.members
         retries = self.max_retries if max_retries is None else max_retries
         read = stale_check and request.idempotent and request.method in ("GET", "HEAD")
         errors: dict[str, Exception] = {}
         backoffs = 0
         while True:
-            order = list(only) if only else members.order()
+            pending: _Outcome[_T] | None = None
+            if first is not None:
+                (order, pending), first = first, None
+            else:
+                order = list(only) if only else members.order()
             if not order:
                 raise members.give_up(errors)
             for position, endpoint in enumerate(order):
-                remaining = deadline.remaining()
-                if remaining is not None and remaining <= 0:
-                    raise self._out_of_time(errors, request, deadline)
-                seconds = remaining
-                if remaining is not None and request.idempotent:
-                    seconds = remaining / (len(order) - position)
-                try:
-                    result = await attempt(endpoint, seconds)
-                except EtcdTLSError:
-                    raise  # a configuration error: every member would fail the same way
-                except EtcdConnectionError as e:
+                step: _Outcome[_T]
+                if pending is not None:
+                    step, pending = pending, None
+                else:
+                    remaining = deadline.remaining()
+                    if remaining is not None and remaining <= 0:
+                        raise self._out_of_time(errors, request, deadline)
+                    seconds = remaining
+                    if remaining is not None and request.idempotent:
+                        seconds = remaining / (len(order) - position)
+                    try:
+                        result = await attempt(endpoint, seconds)
+                    except EtcdTLSError:
+                        raise  # a configuration error: every member would fail the same way
+                    except EtcdConnectionError as failed:
+                        step = failed
+                    else:
+                        step = (result, *members.judge(answer(result), read, request.keyspace))
+                if isinstance(step, EtcdConnectionError):
+                    e: EtcdConnectionError = step
                     cause = e.__cause__
                     sent = not (cause is not None and never_left(cause))
                     if sent and not request.idempotent:
@@ -353,7 +512,7 @@ class Session:
                     error: EtcdError = e
                     busy = False
                 else:
-                    rejected, busy = members.judge(answer(result), read, request.keyspace)
+                    result, rejected, busy = step
                     if rejected is None:
                         members.pin(endpoint)
                         return result
@@ -404,6 +563,18 @@ class Session:
                 found.endpoint, f"{request.method} {request.what}", deadline.seconds or 0.0
             )
         return found
+
+
+#: What one attempt came to: the connection error it raised, or its result
+#: with the members' judgement of it (the error that rejects it, if any, and
+#: whether the cluster said it was busy).
+_Outcome = EtcdConnectionError | tuple[_T, EtcdError | None, bool]
+
+
+def _then(
+    d: Deferred[RawResponse], finish: Callable[[RawResponse, str], Any] | None, what: str
+) -> Deferred[Any]:
+    return d if finish is None else d.addCallback(finish, what)
 
 
 def _same(raw: RawResponse) -> RawResponse:

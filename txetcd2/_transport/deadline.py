@@ -14,7 +14,8 @@ broken connection rather than a timeout.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.error import ConnectingCancelledError
@@ -45,7 +46,12 @@ def _cancelled(failure: Failure) -> bool:
     return failure.value is not None and cancelled_request(failure.value)
 
 
-def within(d: Deferred[_T], timeout: float | None, clock: IReactorTime) -> Deferred[_T]:
+def within(
+    d: Deferred[_T],
+    timeout: float | None,
+    clock: IReactorTime,
+    failed: Callable[[Failure], object] | None = None,
+) -> Deferred[_T]:
     """
     Give a request a deadline, and report its cancellation plainly.
 
@@ -58,6 +64,9 @@ def within(d: Deferred[_T], timeout: float | None, clock: IReactorTime) -> Defer
     :param d: the request's Deferred.
     :param timeout: seconds; ``None`` for no deadline.
     :param clock: the clock.
+    :param failed: called with the failure, so reported, in the same
+        callback (the request's errback); what it returns or raises is the
+        result.
     :returns: ``d``.
     """
     # One callback and one delayed call, rather than Deferred.addTimeout's
@@ -70,22 +79,22 @@ def within(d: Deferred[_T], timeout: float | None, clock: IReactorTime) -> Defer
         timed_out = True
         d.cancel()
 
-    def settle(result: _T | Failure) -> _T | Failure:
-        if call is not None and call.active():
-            call.cancel()
+    def settle(result: _T | Failure) -> Any:
+        if call is not None and not timed_out:
+            call.cancel()  # still pending: only expire() ends it otherwise
         if not isinstance(result, Failure):
             return result
         if timed_out:
             if result.check(ConnectingCancelledError) is None and _cancelled(result):
-                raise TimeoutError(f"no answer within {timeout} seconds")
-            return result
-        if result.check(CancelledError) is None and _cancelled(result):
-            return Failure(CancelledError())
-        return result
+                result = Failure(TimeoutError(f"no answer within {timeout} seconds"))
+        elif result.check(CancelledError) is None and _cancelled(result):
+            result = Failure(CancelledError())
+        return result if failed is None else failed(result)
 
     if timeout is not None:
         call = clock.callLater(timeout, expire)
-    return d.addBoth(settle)
+    settled: Deferred[_T] = d.addBoth(settle)
+    return settled
 
 
 def follow(d: Deferred[None]) -> Deferred[None]:
@@ -128,7 +137,8 @@ class Deadline:
         """
         if self._end is None:
             return None
-        return max(self._end - self._clock.seconds(), 0.0)
+        left = self._end - self._clock.seconds()
+        return left if left > 0.0 else 0.0
 
     def allows(self, seconds: float) -> bool:
         """

@@ -4,7 +4,7 @@ One HTTP exchange with one etcd member, over treq, and the reading of its answer
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from hyperlink import EncodedURL
 from treq.client import HTTPClient
@@ -170,6 +170,9 @@ class Exchange:
     def __init__(self, http: HTTPClient, clock: IReactorTime) -> None:
         self._http = http
         self._clock = clock
+        # treq's request, typed loosely: its answers are IResponse providers
+        # (treq's wrapper) and any IReactorTime serves as its reactor.
+        self._request: Any = http.request
         self._built_for: bytes | None = None
         self._built = (Headers(), Headers({b"content-type": [FORM_TYPE]}))
 
@@ -193,11 +196,14 @@ class Exchange:
         :returns: a Deferred firing with the unread answer.
         """
         if headers is None:
-            all_headers = self._plain_headers(form is not None)
+            if self.auth_header is self._built_for:
+                all_headers = self._built[form is not None]  # the usual request
+            else:
+                all_headers = self._plain_headers(form is not None)
         else:
             all_headers = self._merged_headers(headers, form is not None)
         producer = None if form is None else BytesProducer(form)
-        request = self._http.request(
+        request: Deferred[IResponse] = self._request(
             method,
             request_url(endpoint, target),
             headers=all_headers,
@@ -205,9 +211,9 @@ class Exchange:
             cookies=NO_COOKIES,
             allow_redirects=False,
             unbuffered=True,
-            reactor=cast(Any, self._clock),
+            reactor=self._clock,
         )
-        return cast("Deferred[IResponse]", request)
+        return request
 
     def _merged_headers(self, headers: Headers, form: bool) -> Headers:
         merged = headers.copy()
@@ -230,7 +236,7 @@ class Exchange:
             )
         return self._built[form]
 
-    async def send(
+    def send(
         self,
         endpoint: str,
         method: str,
@@ -238,7 +244,7 @@ class Exchange:
         form: bytes | None,
         timeout: float | None,
         headers: Headers | None = None,
-    ) -> RawResponse:
+    ) -> Deferred[RawResponse]:
         """
         Send one request and read its whole answer, within ``timeout``.
 
@@ -248,25 +254,36 @@ class Exchange:
         :param form: the form body, if any.
         :param timeout: seconds to wait for the whole answer; ``None`` waits forever.
         :param headers: extra headers.
-        :returns: the answer, whatever its status.
+        :returns: a Deferred firing with the answer, whatever its status.
         :raises EtcdTimeout: when the timeout ran out.
         :raises EtcdConnectionError: when the connection failed; its
             ``__cause__`` is the HTTP layer's exception.
         """
-        attempt = within(self._read(endpoint, method, target, form, headers), timeout, self._clock)
-        try:
-            return await attempt
-        except TimeoutError:
+
+        def failed(failure: Failure) -> Failure | Deferred[RawResponse]:
+            return self._send_failed(failure, endpoint, method, target, timeout)
+
+        return within(
+            self._read(endpoint, method, target, form, headers), timeout, self._clock, failed
+        )
+
+    def _send_failed(
+        self, failure: Failure, endpoint: str, method: str, target: str, timeout: float | None
+    ) -> Failure | Deferred[RawResponse]:
+        error = failure.value
+        if isinstance(error, TimeoutError):
             raise EtcdTimeout(
                 endpoint, f"{method} {target.split('?')[0]}", timeout or 0.0
             ) from None
-        except ConnectingCancelledError as e:
+        if isinstance(error, ConnectingCancelledError):
             # The deadline passed while connecting: never sent (its cause says so).
-            raise EtcdTimeout(endpoint, "connecting", timeout or 0.0) from e
-        except (EtcdError, CancelledError):
-            raise
-        except Exception as e:
-            raise await self._connection_error(endpoint, e) from e
+            raise EtcdTimeout(endpoint, "connecting", timeout or 0.0) from error
+        if isinstance(error, EtcdError | CancelledError) or not isinstance(error, Exception):
+            return failure
+        return Deferred.fromCoroutine(self._raise_connection_error(endpoint, error))
+
+    async def _raise_connection_error(self, endpoint: str, error: Exception) -> RawResponse:
+        raise await self._connection_error(endpoint, error) from error
 
     async def _connection_error(self, endpoint: str, error: BaseException) -> EtcdConnectionError:
         found = connection_error(endpoint, error)
@@ -306,10 +323,11 @@ class Exchange:
         # request on the hot path. Cancelling the result cancels whichever
         # of the request or the body reading it is waiting on.
         def answered(response: IResponse) -> Deferred[RawResponse]:
+            # treq's wrapper forwards every attribute to the answer it wraps:
+            # read them there, once.
+            response = getattr(response, "original", response)
             found = etcd_headers(response.headers)
-            return read_body(response).addCallback(
-                lambda body: RawResponse(endpoint, response.code, found, body)
-            )
+            return _read_body(response, (endpoint, response.code, found))
 
         return self.open(endpoint, method, target, form, headers).addCallback(answered)
 
@@ -398,10 +416,19 @@ class Exchange:
 class _BodyReader(Protocol):
     """
     Collects a body; ignores the end of a body whose reading was cancelled.
+
+    :param finished: fires with the body, or with the
+        :class:`RawResponse` of ``answer`` (endpoint, status and etcd's
+        headers) and the body.
     """
 
-    def __init__(self, finished: Deferred[bytes]) -> None:
+    def __init__(
+        self,
+        finished: Deferred[Any],
+        answer: tuple[str, int, dict[str, str]] | None = None,
+    ) -> None:
         self._finished = finished
+        self._answer = answer
         self._chunks: list[bytes] = []
 
     def dataReceived(self, data: bytes) -> None:
@@ -410,8 +437,13 @@ class _BodyReader(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._finished.called:
             return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self._finished.callback(b"".join(self._chunks))
+        if type(reason.value) is ResponseDone or reason.check(ResponseDone, PotentialDataLoss):
+            body = b"".join(self._chunks)
+            answer = self._answer
+            if answer is None:
+                self._finished.callback(body)
+            else:
+                self._finished.callback(RawResponse(*answer, body))
         else:
             self._finished.errback(reason)
 
@@ -423,9 +455,16 @@ def read_body(response: IResponse) -> Deferred[bytes]:
     :param response: the answer.
     :returns: a Deferred firing with the body.
     """
+    return _read_body(response, None)
+
+
+def _read_body(
+    response: IResponse, answer: tuple[str, int, dict[str, str]] | None
+) -> Deferred[Any]:
+    # read_body(), firing with the RawResponse of ``answer`` when it is given.
     reader: _BodyReader
 
-    def cancel(d: Deferred[bytes]) -> None:
+    def cancel(d: Deferred[Any]) -> None:
         # A real body transport is a producer proxy without abortConnection:
         # losing the connection through it closes the TCP connection.
         transport = reader.transport
@@ -435,8 +474,8 @@ def read_body(response: IResponse) -> Deferred[bytes]:
         if abort is not None:
             abort()
 
-    finished: Deferred[bytes] = Deferred(cancel)
-    reader = _BodyReader(finished)
+    finished: Deferred[Any] = Deferred(cancel)
+    reader = _BodyReader(finished, answer)
     response.deliverBody(reader)
     return finished
 

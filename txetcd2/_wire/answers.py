@@ -69,18 +69,36 @@ _WANTED = {
     **{name.title().encode("ascii"): name for name in ETCD_HEADERS},
 }
 
+#: etcd's headers as :class:`Headers` keys them (it spells every name it
+#: stores the one canonical way, ``X-Etcd-Index``), with their lower-case names.
+_CANONICAL = tuple((name.title().encode("ascii"), name) for name in ETCD_HEADERS)
+
 
 def etcd_headers(headers: Headers) -> dict[str, str]:
     """
     Pick etcd's headers out of an answer.
 
-    One pass over the answer's headers: cheaper than a lookup per name,
-    which canonicalizes every name again. Names come as :class:`Headers`
-    spells them (title case), so most are found without lowering them.
+    One lookup per etcd header in the table :class:`Headers` keeps (by
+    canonical name), without canonicalizing any name again; when
+    :class:`Headers` does not keep that table, one pass over its headers.
 
     :param headers: the answer's headers.
     :returns: the values (the last one when repeated), by lower-case name.
     """
+    try:
+        table: dict[bytes, list[bytes]] = headers._rawHeaders
+    except AttributeError:  # pragma: no cover - a Twisted without the table
+        return _scan_headers(headers)
+    found: dict[str, str] = {}
+    for raw_name, name in _CANONICAL:
+        values = table.get(raw_name)
+        if values:
+            value = values[-1]
+            found[name] = value.decode("latin-1") if type(value) is bytes else str(value)
+    return found
+
+
+def _scan_headers(headers: Headers) -> dict[str, str]:
     found: dict[str, str] = {}
     for raw_name, values in headers.getAllRawHeaders():
         name = _WANTED.get(raw_name)

@@ -88,6 +88,31 @@ def canonical_path(canonical: str, prefix: str = "/v2/keys") -> str:
     return prefix + "".join("/" + quote(seg, safe="") for seg in canonical[1:].split("/"))
 
 
+#: A key that is canonical as it is (with or without its leading ``/``) and
+#: that percent-encoding leaves unchanged: unreserved characters only, no
+#: empty segment, no segment starting with ``.`` (so no ``.`` or ``..``).
+_PLAIN_KEY = re.compile(r"/?[A-Za-z0-9_~-][A-Za-z0-9_.~-]*(?:/[A-Za-z0-9_~-][A-Za-z0-9_.~-]*)*")
+
+
+def key_target(key: str, prefix: str = "/v2/keys") -> tuple[str, str]:
+    """
+    Normalize a key and build its percent-encoded path in one step, the
+    same as :func:`normalize_key` then :func:`canonical_path`, with a
+    shortcut for the usual plain keys.
+
+    :param key: the key as the user wrote it.
+    :param prefix: the API path the key lives under.
+    :returns: the canonical key and its path.
+    :raises TypeError: if the key is not a ``str``.
+    :raises ValueError: as :func:`normalize_key`.
+    """
+    if type(key) is str and _PLAIN_KEY.fullmatch(key):
+        canonical = key if key[0] == "/" else "/" + key
+        return canonical, prefix + canonical
+    canonical = normalize_key(key)
+    return canonical, canonical_path(canonical, prefix)
+
+
 def check_request_line(method: str, path: str, query: Query) -> str:
     """
     Build the path and query, and make sure etcd will accept the request line.
@@ -99,7 +124,7 @@ def check_request_line(method: str, path: str, query: Query) -> str:
     :raises ValueError: when the request line would reach etcd's limit.
     """
     target = f"{path}?{urlencode(query)}" if query else path
-    if len(method) + len(target) + len(" HTTP/1.1") + 1 >= MAX_REQUEST_LINE:
+    if len(method) + len(target) + 10 >= MAX_REQUEST_LINE:  # + " HTTP/1.1" and a space
         raise ValueError(
             f"the request for this key and its parameters is {len(target)} bytes long; "
             f"etcd resets requests whose request line reaches {MAX_REQUEST_LINE} bytes. "

@@ -100,11 +100,8 @@ class DecodeError(ValueError):
     """
 
 
-def _int(doc: Mapping[str, Any], name: str) -> int:
-    value = doc.get(name, 0)
-    if type(value) is not int:
-        raise DecodeError(f"{name} should be an integer, not {value!r}")
-    return value
+#: What a node without children has (JSON never decodes to a tuple).
+_NO_NODES: tuple[()] = ()
 
 
 def decode_node(doc: Any) -> EtcdNode:
@@ -115,11 +112,13 @@ def decode_node(doc: Any) -> EtcdNode:
     :returns: the node.
     :raises DecodeError: when the object does not have a node's shape.
     """
-    if not isinstance(doc, dict):
+    # type() first: JSON gives exact dicts and strs, so isinstance() is
+    # rarely needed (the hot path decodes one node per get).
+    if type(doc) is not dict and not isinstance(doc, dict):
         raise DecodeError(f"a node should be an object, not {doc!r:.80}")
     get = doc.get
     value = get("value")
-    if value is not None and not isinstance(value, str):
+    if value is not None and type(value) is not str and not isinstance(value, str):
         raise DecodeError(f"value should be a string, not {value!r:.80}")
     expiration = get("expiration")
     expires = None
@@ -131,21 +130,30 @@ def decode_node(doc: Any) -> EtcdNode:
     ttl = get("ttl")
     if ttl is not None and type(ttl) is not int:
         raise DecodeError(f"ttl should be an integer, not {ttl!r}")
-    children = get("nodes", ())
-    if not isinstance(children, (list, tuple)):
+    children = get("nodes", _NO_NODES)
+    if children is _NO_NODES:
+        nodes: tuple[EtcdNode, ...] = ()
+    elif isinstance(children, (list, tuple)):
+        nodes = tuple([decode_node(child) for child in children]) if children else ()
+    else:
         raise DecodeError("nodes should be a list")
-    nodes = tuple([decode_node(child) for child in children]) if children else ()
     key = get("key", "/")
-    if not isinstance(key, str):
+    if type(key) is not str and not isinstance(key, str):
         raise DecodeError(f"key should be a string, not {key!r:.80}")
+    created = get("createdIndex", 0)
+    if type(created) is not int:
+        raise DecodeError(f"createdIndex should be an integer, not {created!r}")
+    modified = get("modifiedIndex", 0)
+    if type(modified) is not int:
+        raise DecodeError(f"modifiedIndex should be an integer, not {modified!r}")
     return EtcdNode(
         key=key,
         value=value,
         dir=get("dir") is True,
         ttl=ttl,
         expiration=expires,
-        created_index=_int(doc, "createdIndex"),
-        modified_index=_int(doc, "modifiedIndex"),
+        created_index=created,
+        modified_index=modified,
         nodes=nodes,
     )
 
@@ -165,7 +173,9 @@ def header_int(headers: Mapping[str, str], name: str) -> int | None:
     return int(value)
 
 
-def decode_event(doc: Any, headers: Mapping[str, str], key: str | None = None) -> EtcdResponse:
+def decode_event(
+    doc: Any, headers: Mapping[str, str], key: str | None = None, index: int | None = None
+) -> EtcdResponse:
     """
     Build an :class:`EtcdResponse` from a decoded JSON answer and its headers.
 
@@ -174,31 +184,42 @@ def decode_event(doc: Any, headers: Mapping[str, str], key: str | None = None) -
     :param key: for a write answered with ``noValueOnSuccess`` (no node): the
         key written, whose node then has only its key and, as
         ``modified_index``, the answer's ``X-Etcd-Index``.
+    :param index: the ``X-Etcd-Index`` header, when the caller read it already.
     :returns: the response.
     :raises DecodeError: when the document does not have an answer's shape.
     """
-    if not isinstance(doc, dict) or not isinstance(doc.get("action"), str):
+    if type(doc) is not dict and not isinstance(doc, dict):
         raise DecodeError(f"an answer should be an object with an action, not {doc!r:.80}")
-    prev = doc.get("prevNode")
-    found = doc.get("node")
+    get = doc.get
+    action = get("action")
+    if type(action) is not str and not isinstance(action, str):
+        raise DecodeError(f"an answer should be an object with an action, not {doc!r:.80}")
+    if index is None:
+        index = header_int(headers, "x-etcd-index")
+    prev = get("prevNode")
+    found = get("node")
     if found is None and key is not None:
-        index = header_int(headers, "x-etcd-index") or 0
-        node = EtcdNode(key=key, modified_index=index)
+        node = EtcdNode(key=key, modified_index=index or 0)
     else:
         node = decode_node(found)
     return EtcdResponse(
-        action=doc["action"],
+        action=action,
         node=node,
         prev_node=decode_node(prev) if prev is not None else None,
-        etcd_index=header_int(headers, "x-etcd-index") or 0,
+        etcd_index=index or 0,
         raft_index=header_int(headers, "x-raft-index"),
         raft_term=header_int(headers, "x-raft-term"),
         cluster_id=headers.get("x-etcd-cluster-id"),
     )
 
 
+#: Decodes one JSON document at the start of a text (``json.loads`` without
+#: its type checks and encoding detection).
+_raw_decode = json.JSONDecoder().raw_decode
+
+
 def decode_response(
-    body: bytes, headers: Mapping[str, str], key: str | None = None
+    body: bytes, headers: Mapping[str, str], key: str | None = None, index: int | None = None
 ) -> EtcdResponse:
     """
     Decode the JSON body of a successful key-space answer.
@@ -206,11 +227,20 @@ def decode_response(
     :param body: the raw body.
     :param headers: the answer's etcd headers, by lower-case name.
     :param key: see :func:`decode_event`.
+    :param index: see :func:`decode_event`.
     :returns: the response.
     :raises DecodeError: when the body is not such an answer.
     """
     try:
-        doc = json.loads(body)
-    except ValueError as e:
-        raise DecodeError(f"the body is not JSON: {e}") from e
-    return decode_event(doc, headers, key)
+        # etcd's body: UTF-8 JSON and a newline. Anything else (a BOM, leading
+        # space, trailing bytes, other encodings) is left to json.loads.
+        text = body.decode("utf-8")
+        doc, end = _raw_decode(text)
+        if end != len(text) and text[end:].strip(" \t\n\r"):
+            raise ValueError("trailing data")
+    except ValueError:
+        try:
+            doc = json.loads(body)
+        except ValueError as e:
+            raise DecodeError(f"the body is not JSON: {e}") from e
+    return decode_event(doc, headers, key, index)
