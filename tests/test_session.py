@@ -11,8 +11,11 @@ from typing import Any
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import ResponseNeverReceived
 from zope.interface.verify import verifyObject
 
 from txetcd2 import ClientClosed, EtcdClient, EtcdConnectionError, EtcdTimeout
@@ -160,6 +163,19 @@ class CancelTests(SynchronousTestCase):
         h.pop(A).refuse()
         d.cancel()
         self.failureResultOf(d, CancelledError)
+        self.assertTrue(h.idle())
+
+    def test_cancel_while_probing_the_port(self) -> None:
+        """A cancel while the client probes whether a closed connection meant a TLS port
+        ends the call there: no other member is tried afterwards."""
+        h = Harness(f"{A},{B}")
+        d = h.client.get("k")
+        h.pop(A).fail(ResponseNeverReceived([Failure(ConnectionDone())]))
+        probe = h.pop(A)
+        self.assertEqual(probe.target, "/version")
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual([r.netloc for r in h.agent.requests], [A, A])
         self.assertTrue(h.idle())
 
     def test_late_answer_after_cancel(self) -> None:

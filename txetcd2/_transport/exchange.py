@@ -295,6 +295,8 @@ class Exchange:
         if endpoint.startswith("http://"):
             try:
                 await self._probe(endpoint)
+            except CancelledError:
+                raise  # the call was cancelled while probing: it ends here
             except Exception as e:
                 if closed_without_answer(e):
                     return tls_port_error(endpoint)
@@ -302,6 +304,8 @@ class Exchange:
             plain = "http://" + endpoint[len("https://") :]
             try:
                 answer = await self._probe(plain)
+            except CancelledError:
+                raise
             except Exception:
                 return found
             if answer.status == 200 and b"etcdserver" in answer.body:
