@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import pkgutil
 import re
 import sys
 from typing import Any, cast
@@ -127,7 +128,12 @@ class FacadeDirective(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         module_name = self.arguments[0]
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            if module_name not in OPTIONAL_FACADES:
+                raise
+            return [nodes.paragraph(text=f"{module_name} is not in this version yet.")]
         lines = [f".. automodule:: {module_name}", "   :no-members:", ""]
         lines += [f".. currentmodule:: {module_name}", ""]
         elsewhere = []
@@ -245,6 +251,28 @@ def _target_of(target: str) -> str | None:
     return None
 
 
+def _unique_in_inventories(env: BuildEnvironment, target: str) -> str | None:
+    """
+    The one object of the inventories whose dotted name ends with ``target``, if there is
+    exactly one (annotations imported under ``TYPE_CHECKING`` reach autodoc as bare names,
+    e.g. ``IReactorTime``).
+    """
+    if target.startswith("txetcd2"):
+        return None
+    inventory = getattr(env, "intersphinx_inventory", {})
+    suffix = "." + target
+    found: dict[str, str] = {}  # page -> the shortest name documented there
+    for objtype, objects in inventory.items():
+        if not objtype.startswith("py:") or objtype == "py:module":
+            continue
+        for name, entry in objects.items():
+            if name.endswith(suffix):
+                uri = entry[2] if isinstance(entry, tuple) else entry.uri
+                if uri not in found or len(name) < len(found[uri]):
+                    found[uri] = name
+    return next(iter(found.values())) if len(found) == 1 else None
+
+
 def _exists_privately(target: str) -> bool:
     """
     Whether ``target`` names an existing object in one of our private modules.
@@ -274,9 +302,10 @@ def resolve_alias(
     if node.get("refdomain") != "py":
         return None
     target = node["reftarget"]
-    if target in EXTERNAL_ALIASES:
+    external = EXTERNAL_ALIASES.get(target) or _unique_in_inventories(env, target)
+    if external is not None:
         alias = node.deepcopy()
-        alias["reftarget"] = EXTERNAL_ALIASES[target]
+        alias["reftarget"] = external
         found: nodes.Element | None = intersphinx.missing_reference(app, env, alias, contnode)
         return found
     documented = _target_of(target)
@@ -302,24 +331,44 @@ def resolve_alias(
 NOT_HOWTO = {"measure_auth_cost"}
 
 
-def check_howtos(app: Sphinx) -> None:
+def check_pages(app: Sphinx) -> None:
     """
-    Every example has its how-to page (a warning, so an error in ``make docs``, if not).
+    Every example is shown on a page (its how-to), and every public module has its API page
+    (a warning, so an error in ``make docs``, if not).
     """
     if os.path.abspath(app.srcdir) != HERE:
         return
+    warn = logging.getLogger(__name__).warning
+    for info in pkgutil.iter_modules(txetcd2.__path__):
+        name = f"txetcd2.{info.name}"
+        if info.name.startswith("_"):
+            continue
+        if name not in FACADES + OPTIONAL_FACADES:
+            warn(f"{name} is public but not in FACADES (docs/conf.py)")
+        if not os.path.exists(os.path.join(HERE, "api", f"{info.name}.rst")):
+            warn(
+                f"{name} has no API page: write docs/api/{info.name}.rst holding "
+                f"'.. facade:: {name}' and list it in docs/api/index.rst"
+            )
     examples = {n[:-3] for n in os.listdir(os.path.join(ROOT, "examples")) if n.endswith(".py")}
-    pages = {n[:-4] for n in os.listdir(os.path.join(HERE, "howto")) if n.endswith(".rst")}
-    for name in sorted(examples - NOT_HOWTO - pages):
-        logging.getLogger(__name__).warning(
-            f"examples/{name}.py has no how-to page: write docs/howto/{name}.rst "
-            "and list it in docs/howto/index.rst"
-        )
+    texts = []
+    for directory, _, files in os.walk(HERE):
+        for page in files:
+            if page.endswith(".rst") and page != "README.rst":
+                with open(os.path.join(directory, page), encoding="utf-8") as f:
+                    texts.append(f.read())
+    shown = "\n".join(texts)
+    for name in sorted(examples - NOT_HOWTO):
+        if f"examples/{name}.py" not in shown:
+            warn(
+                f"examples/{name}.py is in no page: write docs/howto/{name}.rst (see the "
+                "others) and list it in docs/howto/index.rst, or show it in docs/recipes.rst"
+            )
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("facade", FacadeDirective)
-    app.connect("builder-inited", check_howtos)
+    app.connect("builder-inited", check_pages)
     app.connect("missing-reference", resolve_alias)
     app.connect("autodoc-process-bases", process_bases)
     app.connect("autodoc-process-signature", process_signature)

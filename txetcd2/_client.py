@@ -128,7 +128,7 @@ class EtcdClient:
     :param reactor: the reactor (default: the global one).
     :param timeout: seconds to wait for an answer to a request (not for a
         watch's event).
-    :param agent: the HTTP agent (default: an :class:`~twisted.web.client.Agent` over a pool of
+    :param agent: the HTTP agent (default: an :class:`Agent` over a pool of
         persistent connections owned by the client).
     :param pool_size: how many idle connections to keep per member.
     :param watch_timeout: how long one long-poll of :meth:`watch` waits
