@@ -293,6 +293,44 @@ def _exists_privately(target: str) -> bool:
     return False
 
 
+#: The ``:ivar name:`` fields of each documented class: class full name -> names.
+IVARS: dict[str, set[str]] = {}
+IVAR_FIELD = re.compile(r"\s*:ivar\s+(?:[^:]*\s)?(\w+):")
+
+
+def collect_ivars(
+    app: Sphinx, what: str, name: str, obj: object, options: Any, lines: list[str]
+) -> None:
+    """
+    Remember the instance variables a class documents with ``:ivar name:``, so that
+    ``:attr:`name``` can lead to them.
+    """
+    if what in ("class", "exception"):
+        for line in lines:
+            match = IVAR_FIELD.match(line)
+            if match:
+                IVARS.setdefault(name, set()).add(match.group(1))
+
+
+def _ivar_owner(node: pending_xref) -> str | None:
+    """
+    The documented class whose ``:ivar:`` field a reference names, if it names one.
+    """
+    target: str = node["reftarget"]
+    module, context = node.get("py:module"), node.get("py:class")
+    owners: list[str | None]
+    if "." in target:
+        owner, attribute = target.rsplit(".", 1)
+        owners = [f"{module}.{owner}", _target_of(owner), owner]
+    else:
+        attribute = target
+        owners = [f"{module}.{context}"] if context else []
+    for candidate in owners:
+        if candidate and attribute in IVARS.get(candidate, ()):
+            return candidate
+    return None
+
+
 def resolve_alias(
     app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.Element
 ) -> nodes.Element | None:
@@ -302,6 +340,10 @@ def resolve_alias(
     if node.get("refdomain") != "py":
         return None
     target = node["reftarget"]
+    if node.get("reftype") in ("attr", "obj"):
+        owner = _ivar_owner(node)
+        if owner is not None:
+            return _refnode(app, env, node, contnode, owner)
     external = EXTERNAL_ALIASES.get(target) or _unique_in_inventories(env, target)
     if external is not None:
         alias = node.deepcopy()
@@ -316,6 +358,19 @@ def resolve_alias(
         return None
     if documented == target:
         return None
+    return _refnode(app, env, node, contnode, documented)
+
+
+def _refnode(
+    app: Sphinx,
+    env: BuildEnvironment,
+    node: pending_xref,
+    contnode: nodes.Element,
+    documented: str,
+) -> nodes.Element | None:
+    """
+    A link to the documented object ``documented`` (a full name), or None if there is none.
+    """
     domain = cast(PythonDomain, env.get_domain("py"))
     for objtype in ("class", "exception", "function", "method", "attribute", "data", "obj"):
         found_objects = domain.find_obj(env, "", "", documented, objtype, 1)
@@ -371,5 +426,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", check_pages)
     app.connect("missing-reference", resolve_alias)
     app.connect("autodoc-process-bases", process_bases)
+    app.connect("autodoc-process-docstring", collect_ivars)
     app.connect("autodoc-process-signature", process_signature)
-    return {"parallel_read_safe": True}
+    # IVARS is filled while reading and used while writing, in one process.
+    return {"parallel_read_safe": False}

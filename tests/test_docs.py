@@ -27,7 +27,8 @@ PAGE = "Page\n====\n\n{body}\n\n" + "".join(f".. facade:: txetcd2.{m}\n\n" for m
 BODY = (
     "Checked: :class:`txetcd2.EtcdClient`, :class:`txetcd2._client.EtcdClient`, "
     ":meth:`txetcd2.EtcdClient.get`, :class:`EtcdResponse`, "
-    ":class:`twisted.internet.defer.Deferred`, :class:`treq.client.HTTPClient`.\n\n"
+    ":class:`twisted.internet.defer.Deferred`, :class:`treq.client.HTTPClient`, "
+    ":attr:`txetcd2.testing.EtcdMember.client_url`, :class:`IReactorTime`.\n\n"
     "Broken: :class:`txetcd2.NoSuchClass` and :meth:`txetcd2.EtcdClient.no_such_method`."
 )
 
@@ -69,7 +70,7 @@ class CrossReferenceTests(SynchronousTestCase):
     """
 
     def test_aliases_and_inventories(self) -> None:
-        """Our objects resolve by public, private and bare names; Twisted's and treq's link out."""
+        """Our objects resolve under any of their names, and other projects' link to their docs."""
         _, warnings, html = build()
         [paragraph] = re.findall(r"<p>Checked: .*?</p>", html, re.DOTALL)
         hrefs = re.findall(r'href="([^"]+)"', paragraph)
@@ -82,6 +83,9 @@ class CrossReferenceTests(SynchronousTestCase):
                 "#txetcd2.models.EtcdResponse",
                 "https://docs.twisted.org/en/stable/api/twisted.internet.defer.Deferred.html",
                 "https://treq.readthedocs.io/en/latest/api.html#treq.client.HTTPClient",
+                "#txetcd2.testing.EtcdMember",
+                "https://docs.twisted.org/en/stable/api/"
+                "twisted.internet.interfaces.IReactorTime.html",
             ],
         )
         self.assertEqual(len(warnings.splitlines()), 2, warnings)
