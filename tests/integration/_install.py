@@ -131,3 +131,28 @@ async def check_plugin(testcase: TestCase, python: str, cwd: str) -> str:
     shown = await run(testcase, [*twistd(python), "etcd-watch", "--version"], cwd, "--version")
     testcase.assertIn(f"txetcd2 version: {version.strip()}", shown.splitlines())
     return version.strip()
+
+
+#: The sdist and wheel built by :func:`distributions`, once per test run.
+_built: dict[str, str] = {}
+
+
+async def distributions(testcase: TestCase) -> tuple[str, str, str]:
+    """
+    The sdist and the wheel as ``python -m build`` makes them (the wheel from the sdist), from a
+    copy of the checkout; built once per test run, in the first caller's temporary directory
+    (trial keeps it until the next run).
+
+    :returns: the copy of the checkout, the sdist and the wheel.
+    """
+    if not all(os.path.exists(path) for path in _built.values()) or not _built:
+        work = os.path.abspath(str(testcase.mktemp()))
+        os.makedirs(work)
+        source = copy_checkout(os.path.join(work, "source"))
+        dist = os.path.join(work, "dist")
+        await run(testcase, [sys.executable, "-m", "build", "--outdir", dist, source], work,
+                  "python -m build")  # fmt: skip
+        [sdist] = glob.glob(os.path.join(dist, "txetcd2-*.tar.gz"))
+        [wheel] = glob.glob(os.path.join(dist, "txetcd2-*.whl"))
+        _built.update(source=source, sdist=sdist, wheel=wheel)
+    return _built["source"], _built["sdist"], _built["wheel"]

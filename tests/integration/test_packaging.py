@@ -5,7 +5,6 @@ hold, their metadata, and each installed into a clean virtualenv.
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 import tarfile
@@ -18,7 +17,7 @@ import txetcd2
 from tests.integration._install import (
     check_plugin,
     checkout_files,
-    copy_checkout,
+    distributions,
     make_venv,
     pip_install,
     run,
@@ -33,24 +32,15 @@ class DistributionTests(TestCase):
 
     timeout = 600
 
-    async def build(self) -> tuple[str, str, str, str]:
-        """
-        Build both from a copy of the checkout.
-
-        :returns: the work directory, the copy, the sdist and the wheel.
-        """
+    def workdir(self) -> str:
         work = os.path.abspath(str(self.mktemp()))
         os.makedirs(work)
-        source = copy_checkout(os.path.join(work, "source"))
-        dist = os.path.join(work, "dist")
-        await run(self, [sys.executable, "-m", "build", "--outdir", dist, source], work, "build")
-        [sdist] = glob.glob(os.path.join(dist, "txetcd2-*.tar.gz"))
-        [wheel] = glob.glob(os.path.join(dist, "txetcd2-*.whl"))
-        return work, source, sdist, wheel
+        return work
 
     async def test_sdist(self) -> None:
         """The sdist holds every file of the checkout, installs, and its own tests run from it."""
-        work, source, sdist, _ = await self.build()
+        work = self.workdir()
+        source, sdist, _ = await distributions(self)
         with tarfile.open(sdist) as archive:
             members = archive.getnames()
             top = f"txetcd2-{txetcd2.__version__}"
@@ -80,7 +70,8 @@ class DistributionTests(TestCase):
 
     async def test_wheel(self) -> None:
         """The wheel (built from the sdist) has the package, the plugin, the licence, metadata."""
-        work, _, _, wheel = await self.build()
+        work = self.workdir()
+        _, _, wheel = await distributions(self)
         with zipfile.ZipFile(wheel) as archive:
             names = archive.namelist()
             info = f"txetcd2-{txetcd2.__version__}.dist-info"

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal as signal_module
-import sys
 import zipfile
 
 from twisted.internet import reactor
@@ -21,6 +20,7 @@ from tests.integration._install import (
     check_plugin,
     clean_env,
     copy_checkout,
+    distributions,
     make_venv,
     pip_install,
     run,
@@ -253,10 +253,7 @@ class InstalledPluginTests(TestCase):
     async def test_wheel(self) -> None:
         """A wheel built from the checkout, installed into a clean venv, lists etcd-watch."""
         work = self.workdir()
-        source = copy_checkout(os.path.join(work, "source"))
-        await run(self, [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", work,
-                         source], work, "pip wheel")  # fmt: skip
-        [wheel] = glob.glob(os.path.join(work, "txetcd2-*.whl"))
+        _, _, wheel = await distributions(self)
         names = zipfile.ZipFile(wheel).namelist()
         self.assertIn("twisted/plugins/txetcd2_plugin.py", names)
         self.assertNotIn("twisted/plugins/__init__.py", names)
