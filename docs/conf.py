@@ -49,7 +49,7 @@ html_static_path: list[str] = []
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"show-inheritance": True}
 autoclass_content = "both"
 
 # No network at build time: the inventories are made by _inventories/make_inventories.py from
@@ -134,7 +134,7 @@ class FacadeDirective(SphinxDirective):
             if module_name not in OPTIONAL_FACADES:
                 raise
             return [nodes.paragraph(text=f"{module_name} is not in this version yet.")]
-        lines = [f".. automodule:: {module_name}", "   :no-members:", ""]
+        lines = [f".. automodule:: {module_name}", ""]
         lines += [f".. currentmodule:: {module_name}", ""]
         elsewhere = []
         for name in module.__all__:
@@ -146,7 +146,7 @@ class FacadeDirective(SphinxDirective):
             options = []
             if inspect.isclass(obj):
                 kind = "exception" if issubclass(obj, BaseException) else "class"
-                options = _inherited_options(obj)
+                options = ["   :members:", *_inherited_options(obj)]
             elif inspect.isfunction(obj):
                 kind = "function"
             else:
