@@ -79,20 +79,9 @@ FACADES = (
     "txetcd2.admin",
     "txetcd2.auth",
     "txetcd2.blocking",
+    "txetcd2.recipes",
     "txetcd2.testing",
 )
-OPTIONAL_FACADES = ("txetcd2.recipes",)
-
-
-def _facades() -> list[str]:
-    found = list(FACADES)
-    for name in OPTIONAL_FACADES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
-        found.append(name)
-    return found
 
 
 def _homes() -> dict[int, str]:
@@ -100,7 +89,7 @@ def _homes() -> dict[int, str]:
     Where each public object is documented: ``id(object)`` to its full documented name.
     """
     homes: dict[int, str] = {}
-    for module_name in _facades():
+    for module_name in FACADES:
         module = importlib.import_module(module_name)
         for name in module.__all__:
             homes.setdefault(id(getattr(module, name)), f"{module_name}.{name}")
@@ -128,12 +117,7 @@ class FacadeDirective(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         module_name = self.arguments[0]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            if module_name not in OPTIONAL_FACADES:
-                raise
-            return [nodes.paragraph(text=f"{module_name} is not in this version yet.")]
+        module = importlib.import_module(module_name)
         lines = [f".. automodule:: {module_name}", ""]
         lines += [f".. currentmodule:: {module_name}", ""]
         elsewhere = []
@@ -340,6 +324,14 @@ def resolve_alias(
     if node.get("refdomain") != "py":
         return None
     target = node["reftarget"]
+    interface = INTERFACE_REPR.fullmatch(target)
+    if interface is not None:
+        # A zope interface as a property's type (autodoc shows its repr): link its real name.
+        alias = node.deepcopy()
+        alias["reftarget"] = interface.group(1)
+        text = nodes.Text(interface.group(1).rsplit(".", 1)[1])
+        linked: nodes.Element | None = intersphinx.missing_reference(app, env, alias, text)
+        return linked
     if node.get("reftype") in ("attr", "obj"):
         owner = _ivar_owner(node)
         if owner is not None:
@@ -398,7 +390,7 @@ def check_pages(app: Sphinx) -> None:
         name = f"txetcd2.{info.name}"
         if info.name.startswith("_"):
             continue
-        if name not in FACADES + OPTIONAL_FACADES:
+        if name not in FACADES:
             warn(f"{name} is public but not in FACADES (docs/conf.py)")
         if not os.path.exists(os.path.join(HERE, "api", f"{info.name}.rst")):
             warn(

@@ -84,7 +84,10 @@ class AuthAPITests(SynchronousTestCase):
         """A plain-text 404 still says the v2 API is disabled."""
         d = self.client.auth.roles()
         self.agent.pop().respond(404, b"404 page not found", {"content-type": "text/plain"})
-        self.failureResultOf(d, EtcdV2Disabled)
+        version = self.agent.pop()
+        self.assertEqual(version.target, "/version")
+        version.respond(200, {"etcdserver": "3.4.23", "etcdcluster": "3.4.0"})
+        self.assertIn("3.4.23", str(self.failureResultOf(d, EtcdV2Disabled).value))
 
     def test_enable_idempotent(self) -> None:
         """enable() on an enabled server succeeds; a missing root user fails."""

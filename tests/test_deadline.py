@@ -15,7 +15,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
 
-from txetcd2 import EtcdClient, EtcdOutcomeUnknown, EtcdTimeout
+from txetcd2 import ClusterUnavailable, EtcdClient, EtcdOutcomeUnknown, EtcdTimeout
 from txetcd2._transport.deadline import cancelled_request, within
 
 
@@ -164,20 +164,21 @@ class ClientCancellationTests(SynchronousTestCase):
         error = self.failureResultOf(d, EtcdOutcomeUnknown).value
         self.assertIsInstance(error.error, EtcdTimeout)
         got = client.get("a")
-        clock.advance(2.0)
+        clock.advance(1.0)  # a read's share of the call's 2 s, with two members
         self.assertEqual(agent.requests, ["h1:2379", "h2:2379", "h1:2379"])
         self.successResultOf(client.close())
         self.failureResultOf(got, CancelledError)
 
-    def test_connect_timeout_goes_elsewhere(self) -> None:
-        """A create whose connection timed out was never sent: it goes to the next member."""
+    def test_connect_timeout_is_not_an_unknown_outcome(self) -> None:
+        """A create still connecting when the call's deadline passes was never sent: it
+        fails as a timeout, not as an unknown outcome, and leaves nothing behind."""
         clock = Clock()
         agent = CancellingAgent(False)
         client = self.client(agent, clock)
         d = client.create("a", "1")
         clock.advance(2.0)
-        self.assertEqual(agent.requests, ["h1:2379", "h2:2379"])
-        self.assertNoResult(d)
+        error = self.failureResultOf(d, ClusterUnavailable).value
+        self.assertIsInstance(dict(error.errors)["http://h1:2379"], EtcdTimeout)
+        self.assertEqual(agent.requests, ["h1:2379"])
         self.successResultOf(client.close())
-        self.failureResultOf(d, CancelledError)
         self.assertEqual(clock.getDelayedCalls(), [])

@@ -19,7 +19,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
 
 #: The public modules, as docs/api/ shows them (docstrings refer to each other's objects).
-FACADES = ("client", "models", "watch", "errors", "admin", "auth", "blocking", "testing")
+FACADES = (
+    "client",
+    "models",
+    "watch",
+    "errors",
+    "admin",
+    "auth",
+    "blocking",
+    "recipes",
+    "testing",
+)
 PAGE = "Page\n====\n\n{body}\n\n" + "".join(f".. facade:: txetcd2.{m}\n\n" for m in FACADES)
 
 

@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http_headers import Headers
 
-from txetcd2._client import _form
+from txetcd2._api.keys import _form
 from txetcd2._transport.agent import etcd_http_client
 from txetcd2._transport.deadline import within
 from txetcd2._transport.exchange import Exchange

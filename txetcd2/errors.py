@@ -17,6 +17,7 @@ from txetcd2._wire.auth_models import (
     RootProtected,
 )
 from txetcd2._wire.errors import (
+    ClientClosed,
     ClusterUnavailable,
     DirNotEmpty,
     EtcdAdminError,
@@ -57,6 +58,7 @@ from txetcd2._wire.errors import (
     TestFailed,
     TTLNaN,
     Unauthorized,
+    ValueNotJSON,
     ValueRequired,
     WatcherCleared,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "AuthConflict",
     "AuthNotFound",
     "AuthRequestRejected",
+    "ClientClosed",
     "ClusterUnavailable",
     "DirNotEmpty",
     "EtcdAdminError",
@@ -108,6 +111,7 @@ __all__ = [
     "TTLNaN",
     "TestFailed",
     "Unauthorized",
+    "ValueNotJSON",
     "ValueRequired",
     "WatcherCleared",
 ]

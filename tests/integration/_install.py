@@ -18,8 +18,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.integration._processes import CHECKOUT, spawn, wait_ended
 
-#: What a copy of the checkout leaves out: build output, caches, virtualenvs (MANIFEST.in
-#: leaves the same out of the sdist).
+#: What a copy of the checkout leaves out: build output, tools' caches, virtualenvs, editors'
+#: settings (none of them is in the sdist either).
 IGNORED = (
     ".git",
     ".venv",
@@ -30,8 +30,14 @@ IGNORED = (
     "*.egg-info",
     "__pycache__",
     "*.py[cod]",
-    ".mypy_cache",
-    ".ruff_cache",
+    ".*_cache",
+    ".tox",
+    ".nox",
+    ".coverage",
+    ".coverage.*",
+    "htmlcov",
+    ".idea",
+    ".vscode",
     "_build",
     "dropin.cache",
     "*.prof",

@@ -63,7 +63,7 @@ class BlockingClientTests(EtcdTestCase):
         self.assertEqual(seen["cas_no_condition"], "ValueError")
         self.assertEqual(seen["watch_timeout"], "EtcdTimeout")
         self.assertEqual(self.report["dead"], ["EtcdConnectionError", True])
-        self.assertEqual(self.report["closed"], "EtcdError")
+        self.assertEqual(self.report["closed"], "ClientClosed")
 
     def test_threads(self) -> None:
         """Twelve threads sharing one client lose no write and no compare-and-swap increment."""

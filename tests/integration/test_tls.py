@@ -68,6 +68,22 @@ class TLSTests(TestCase):
         await client.set("k2", "v2")
         self.assertEqual(await client.get_value("k2"), "v2")
 
+    async def test_pkcs12_client_cert(self) -> None:
+        """A client certificate given as a PKCS#12 bundle with its password works; a wrong
+        password is a ValueError when the client is created."""
+        await self._ready()
+        bundle = self.dir / "client.p12"
+        bundle.write_bytes(self.ca.issue("client3", server=False).pkcs12(b"p12-pass"))
+        client = self.client(ca=self.files.ca, cert=bundle, passphrase="p12-pass")
+        await client.set("k3", "v3")
+        self.assertEqual(await client.get_value("k3"), "v3")
+        with self.assertRaises(ValueError) as caught:
+            EtcdClient(
+                self.etcd.url, reactor=reactor, ca=self.files.ca, cert=bundle, passphrase="x"
+            )
+        self.assertIn("PKCS#12", str(caught.exception))
+        self.assertNotIn("p12-pass", str(caught.exception))
+
     async def test_without_client_cert(self) -> None:
         """Without a client certificate the request fails at once with EtcdTLSError."""
         await self._ready()

@@ -5,22 +5,21 @@ machines, and raw requests.
 Each public function checks its arguments at once (raising
 :class:`TypeError`/:class:`ValueError` before any I/O) and returns a
 coroutine that :class:`~txetcd2.EtcdClient` runs; they go through the
-client's cluster (failover), exchange (agent, TLS, timeouts) and v2 checks.
+session (failover, cluster-ID checks, deadlines and v2 checks).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from hyperlink import URL
 from twisted.web.http_headers import Headers
 
-from txetcd2._session.disabled import check_enabled
-from txetcd2._session.members import Cluster
+from txetcd2._session.session import Request, Session
 from txetcd2._wire.admin_models import (
     Member,
     RawAnswer,
@@ -43,9 +42,6 @@ from txetcd2._wire.errors import (
 )
 from txetcd2._wire.models import DecodeError
 
-if TYPE_CHECKING:
-    from txetcd2._client import EtcdClient
-
 #: How a members call's statuses map to exceptions.
 _MEMBER_ERRORS: Mapping[int, type[EtcdAdminError]] = {
     404: MemberNotFound,
@@ -64,6 +60,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PATH_CHARS = re.compile(r"[\x21-\x7e]*")
 
 Coro = Coroutine[Any, Any, Any]
+_R = TypeVar("_R")
 
 
 # -- checking arguments ------------------------------------------------------
@@ -197,15 +194,14 @@ def _check_body(body: object, json_body: object) -> tuple[bytes | None, str | No
 # -- sending ------------------------------------------------------------------
 
 
-def _headers(content_type: str | None) -> Headers:
-    headers = Headers()
-    if content_type is not None:
-        headers.setRawHeaders(b"content-type", [content_type.encode("ascii")])
-    return headers
+def _headers(content_type: str | None) -> Headers | None:
+    if content_type is None:
+        return None
+    return Headers({b"content-type": [content_type.encode("ascii")]})
 
 
 async def send(
-    client: EtcdClient,
+    session: Session,
     method: str,
     target: str,
     *,
@@ -213,36 +209,28 @@ async def send(
     content_type: str | None = None,
     idempotent: bool,
     what: str,
-    cluster: Cluster | None = None,
+    only: Sequence[str] | None = None,
     check_v2: bool = True,
+    max_retries: int | None = None,
 ) -> RawResponse:
     """
-    Send one request through the client's cluster and read the whole answer.
+    Send one request through the session and read the whole answer.
 
-    :param client: the client.
+    :param session: the session.
     :param method: the HTTP method.
     :param target: the encoded path and query.
     :param body: the body, if any.
     :param content_type: the body's type (default: a form).
     :param idempotent: whether the request may be sent again to another member.
     :param what: what the request is about, for messages.
-    :param cluster: the members to ask (default: the client's).
+    :param only: ask these members instead of the cluster's.
     :param check_v2: raise :class:`EtcdV2Disabled` for Go's plain 404 on ``/v2``.
+    :param max_retries: back-offs allowed (default: the session's).
     :returns: the answer, whatever its status.
     """
-    exchange = client._exchange
-    timeout = client._timeout
     headers = _headers(content_type)
-
-    async def attempt(endpoint: str) -> RawResponse:
-        raw = await exchange.send(endpoint, method, target, body, timeout, headers)
-        if check_v2:
-            await check_enabled(exchange, raw, target, timeout)
-        return raw
-
-    return await (cluster or client._cluster).call(
-        attempt, idempotent=idempotent, what=method, key=what
-    )
+    request = Request(method, target, what, idempotent, body, headers, check_v2=check_v2)
+    return await session.request(request, session.deadline(None), max_retries, only)
 
 
 def _fail(raw: RawResponse, classes: Mapping[int, type[EtcdAdminError]] | None) -> EtcdError:
@@ -270,54 +258,55 @@ def _protocol(raw: RawResponse, error: Exception) -> EtcdProtocolError:
     return EtcdProtocolError(raw.endpoint, raw.status, str(error), raw.body)
 
 
+def _decoded(raw: RawResponse, decoder: Callable[[Any], _R]) -> _R:
+    try:
+        return decoder(_json(raw))
+    except DecodeError as e:
+        raise _protocol(raw, e) from None
+
+
 # -- members ------------------------------------------------------------------
 
 
-def members(client: EtcdClient) -> Coro:
+def members(session: Session) -> Coro:
     """
     List the cluster's members.
 
-    :param client: the client.
+    :param session: the session.
     :returns: a coroutine returning the list of :class:`Member`.
     """
-    return _members(client)
+    return _members(session)
 
 
-async def _members(client: EtcdClient) -> list[Member]:
-    raw = await send(client, "GET", "/v2/members", idempotent=True, what="members")
+async def _members(session: Session) -> list[Member]:
+    raw = await send(session, "GET", "/v2/members", idempotent=True, what="members")
     _expect(raw, classes=_MEMBER_ERRORS)
-    try:
-        return decode_members(_json(raw))
-    except DecodeError as e:
-        raise _protocol(raw, e) from None
+    return _decoded(raw, decode_members)
 
 
-def leader(client: EtcdClient) -> Coro:
+def leader(session: Session) -> Coro:
     """
     Find the cluster's leader.
 
-    :param client: the client.
+    :param session: the session.
     :returns: a coroutine returning the leader's :class:`Member`; it raises
         :class:`NoLeader` during an election or without quorum.
     """
-    return _leader(client)
+    return _leader(session)
 
 
-async def _leader(client: EtcdClient) -> Member:
-    raw = await send(client, "GET", "/v2/members/leader", idempotent=True, what="leader")
+async def _leader(session: Session) -> Member:
+    raw = await send(session, "GET", "/v2/members/leader", idempotent=True, what="leader")
     _expect(raw, classes=_MEMBER_ERRORS)
-    try:
-        return decode_member(_json(raw))
-    except DecodeError as e:
-        raise _protocol(raw, e) from None
+    return _decoded(raw, decode_member)
 
 
-def add_member(client: EtcdClient, peer_urls: Sequence[str] | str) -> Coro:
+def add_member(session: Session, peer_urls: Sequence[str] | str) -> Coro:
     """
     Add a member to the cluster (start it afterwards, with
     ``--initial-cluster-state existing``).
 
-    :param client: the client.
+    :param session: the session.
     :param peer_urls: the new member's peer URLs.
     :returns: a coroutine returning the new :class:`Member` (no name and no
         client URLs until it starts); it raises :class:`PeerURLExists` if a
@@ -326,12 +315,12 @@ def add_member(client: EtcdClient, peer_urls: Sequence[str] | str) -> Coro:
     :raises ValueError: for bad URLs.
     """
     body = json.dumps({"peerURLs": check_peer_urls(peer_urls)}).encode("utf-8")
-    return _add_member(client, body)
+    return _add_member(session, body)
 
 
-async def _add_member(client: EtcdClient, body: bytes) -> Member:
+async def _add_member(session: Session, body: bytes) -> Member:
     raw = await send(
-        client,
+        session,
         "POST",
         "/v2/members",
         body=body,
@@ -340,32 +329,29 @@ async def _add_member(client: EtcdClient, body: bytes) -> Member:
         what="add member",
     )
     _expect(raw, (200, 201), _CHANGE_ERRORS)
-    try:
-        return decode_member(_json(raw))
-    except DecodeError as e:
-        raise _protocol(raw, e) from None
+    return _decoded(raw, decode_member)
 
 
-def remove_member(client: EtcdClient, member_id: str | Member) -> Coro:
+def remove_member(session: Session, member_id: str | Member) -> Coro:
     """
     Remove a member from the cluster.
 
-    :param client: the client.
+    :param session: the session.
     :param member_id: the member's id (or the :class:`Member`).
     :returns: a coroutine returning ``None``; it raises :class:`MemberNotFound`
         or :class:`MemberRemoved`.
     """
     checked = check_member_id(member_id)
-    return _change_member(client, "DELETE", checked, None, idempotent=False)
+    return _change_member(session, "DELETE", checked, None, idempotent=False)
 
 
 def update_member(
-    client: EtcdClient, member_id: str | Member, peer_urls: Sequence[str] | str
+    session: Session, member_id: str | Member, peer_urls: Sequence[str] | str
 ) -> Coro:
     """
     Change a member's peer URLs.
 
-    :param client: the client.
+    :param session: the session.
     :param member_id: the member's id (or the :class:`Member`).
     :param peer_urls: its new peer URLs.
     :returns: a coroutine returning ``None``; it raises :class:`MemberNotFound`,
@@ -373,14 +359,14 @@ def update_member(
     """
     checked = check_member_id(member_id)
     body = json.dumps({"peerURLs": check_peer_urls(peer_urls)}).encode("utf-8")
-    return _change_member(client, "PUT", checked, body, idempotent=True)
+    return _change_member(session, "PUT", checked, body, idempotent=True)
 
 
 async def _change_member(
-    client: EtcdClient, method: str, member_id: str, body: bytes | None, *, idempotent: bool
+    session: Session, method: str, member_id: str, body: bytes | None, *, idempotent: bool
 ) -> None:
     raw = await send(
-        client,
+        session,
         method,
         f"/v2/members/{member_id}",
         body=body,
@@ -394,38 +380,40 @@ async def _change_member(
 # -- cluster information ----------------------------------------------------------
 
 
-def version(client: EtcdClient) -> Coro:
+def version(session: Session) -> Coro:
     """
     Ask the server and cluster versions.
 
-    :param client: the client.
+    :param session: the session.
     :returns: a coroutine returning a dict with ``etcdserver`` and
         ``etcdcluster`` (e.g. ``{"etcdserver": "3.4.23", "etcdcluster": "3.4.0"}``).
     """
-    return _version(client)
+    return _version(session)
 
 
-async def _version(client: EtcdClient) -> dict[str, str]:
-    raw = _expect(await send(client, "GET", "/version", idempotent=True, what="version"))
+async def _version(session: Session) -> dict[str, str]:
+    raw = _expect(await send(session, "GET", "/version", idempotent=True, what="version"))
     doc = _json(raw)
     if not isinstance(doc, dict) or not isinstance(doc.get("etcdserver"), str):
         raise _protocol(raw, ValueError("/version has no etcdserver field"))
     return {str(k): str(v) for k, v in doc.items()}
 
 
-def health(client: EtcdClient) -> Coro:
+def health(session: Session) -> Coro:
     """
     Ask whether the cluster is healthy (has a leader and commits).
 
-    :param client: the client.
+    :param session: the session.
     :returns: a coroutine returning ``True`` or ``False`` (a 503 answer is
         ``False``, not an error); connection failures still raise.
     """
-    return _health(client)
+    return _health(session)
 
 
-async def _health(client: EtcdClient) -> bool:
-    raw = _expect(await send(client, "GET", "/health", idempotent=True, what="health"), (200, 503))
+async def _health(session: Session) -> bool:
+    raw = _expect(
+        await send(session, "GET", "/health", idempotent=True, what="health"), (200, 503)
+    )
     try:
         doc = json.loads(raw.body)
     except ValueError:
@@ -435,44 +423,44 @@ async def _health(client: EtcdClient) -> bool:
     return raw.status == 200 and doc["health"] in ("true", True)
 
 
-def machines(client: EtcdClient) -> Coro:
+def machines(session: Session) -> Coro:
     """
     List the client URLs of every member.
 
-    :param client: the client.
+    :param session: the session.
     :returns: a coroutine returning the list of URLs.
     """
-    return _machines(client)
+    return _machines(session)
 
 
-async def _machines(client: EtcdClient) -> list[str]:
-    raw = _expect(await send(client, "GET", "/v2/machines", idempotent=True, what="machines"))
+async def _machines(session: Session) -> list[str]:
+    raw = _expect(await send(session, "GET", "/v2/machines", idempotent=True, what="machines"))
     text = raw.body.decode("utf-8", "replace")
     return [url.strip() for url in text.split(",") if url.strip()]
 
 
-def stats(client: EtcdClient, which: str) -> Coro:
+def stats(session: Session, which: str) -> Coro:
     """
     Read one of etcd's statistics documents.
 
-    :param client: the client.
+    :param session: the session.
     :param which: ``"self"`` or ``"store"`` (``"leader"`` goes through
         :func:`leader_stats`).
     :returns: a coroutine returning the decoded document.
     """
     if which not in ("self", "store"):
         raise ValueError(f"stats must be 'self' or 'store', not {which!r}")
-    return _stats(client, which)
+    return _stats(session, which)
 
 
-async def _stats(client: EtcdClient, which: str, cluster: Cluster | None = None) -> Any:
+async def _stats(session: Session, which: str, only: Sequence[str] | None = None) -> Any:
     raw = await send(
-        client,
+        session,
         "GET",
         f"/v2/stats/{which}",
         idempotent=True,
         what=f"{which} stats",
-        cluster=cluster,
+        only=only,
     )
     _expect(raw, classes={403: NotLeader} if which == "leader" else None)
     doc = _json(raw)
@@ -481,31 +469,31 @@ async def _stats(client: EtcdClient, which: str, cluster: Cluster | None = None)
     return doc
 
 
-def leader_stats(client: EtcdClient) -> Coro:
+def leader_stats(session: Session) -> Coro:
     """
     Read the leader's statistics about its followers, from the leader.
 
     Only the leader serves them; when the member asked is a follower, the
     leader is looked up and asked directly.
 
-    :param client: the client.
+    :param session: the session.
     :returns: a coroutine returning the decoded document.
     """
-    return _leader_stats(client)
+    return _leader_stats(session)
 
 
-async def _leader_stats(client: EtcdClient) -> Any:
+async def _leader_stats(session: Session) -> Any:
     try:
-        return await _stats(client, "leader")
+        return await _stats(session, "leader")
     except NotLeader as e:
         error: EtcdError = e
     # The leader may change between the two questions: ask a few times.
     for _ in range(3):
-        found = await _leader(client)
+        found = await _leader(session)
         if not found.client_urls:
             raise NoLeader(503, f"the leader {found.id} has no client URLs", "")
         try:
-            return await _stats(client, "leader", Cluster(found.client_urls))
+            return await _stats(session, "leader", found.client_urls)
         except NotLeader as e:
             error = e
     raise error
@@ -515,7 +503,7 @@ async def _leader_stats(client: EtcdClient) -> Any:
 
 
 def raw(
-    client: EtcdClient,
+    session: Session,
     method: str,
     path: str,
     params: Mapping[str, object] | Sequence[tuple[str, object]] | None = None,
@@ -527,7 +515,7 @@ def raw(
     """
     Send any request to the cluster and return the answer as it is.
 
-    :param client: the client.
+    :param session: the session.
     :param method: the HTTP method (``GET``, ``PUT``, ...).
     :param path: the percent-encoded path, e.g. ``"/v2/keys/a"``.
     :param params: the query parameters (booleans become ``true``/``false``).
@@ -545,14 +533,14 @@ def raw(
     payload, default_type = _check_body(body, json_body)
     if content_type is not None and not isinstance(content_type, str):
         raise TypeError(f"content_type must be a str, not {type(content_type).__name__}")
-    return _raw(client, verb, target, payload, content_type or default_type)
+    return _raw(session, verb, target, payload, content_type or default_type)
 
 
 async def _raw(
-    client: EtcdClient, method: str, target: str, body: bytes | None, content_type: str | None
+    session: Session, method: str, target: str, body: bytes | None, content_type: str | None
 ) -> RawAnswer:
     answer = await send(
-        client,
+        session,
         method,
         target,
         body=body,

@@ -5,16 +5,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 
-from txetcd2._session.members import Cluster
-from txetcd2._transport.exchange import Exchange
+from txetcd2._logs import PublicLogger
+from txetcd2._session.session import Request, Session
 from txetcd2._wire.answers import RawResponse
 from txetcd2._wire.auth_models import (
     AuthConflict,
@@ -82,25 +81,17 @@ class AuthAPI:
     credentials) still reads and writes every key until you call
     :meth:`revoke_guest_access`.
 
-    :param cluster: the client's members.
-    :param exchange: the client's HTTP exchange.
-    :param run: wraps a coroutine into a tracked Deferred (the client's).
-    :param timeout: seconds to wait for each answer.
+    :param session: the session every request goes through.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.auth")
 
     def __init__(
         self,
-        cluster: Cluster,
-        exchange: Exchange,
-        run: Callable[[Coroutine[Any, Any, Any]], Deferred[Any]],
-        timeout: float,
+        session: Session,
     ) -> None:
-        self._cluster = cluster
-        self._exchange = exchange
-        self._run = run
-        self._timeout = timeout
+        self._session = session
+        self._run = session.run
 
     def __repr__(self) -> str:
         return "<AuthAPI>"
@@ -110,12 +101,8 @@ class AuthAPI:
     ) -> RawResponse:
         body = json.dumps(doc).encode("utf-8") if doc is not None else None
         headers = _JSON if body is not None else None
-        exchange, timeout = self._exchange, self._timeout
-
-        def attempt(endpoint: str) -> Coroutine[Any, Any, RawResponse]:
-            return exchange.send(endpoint, method, path, body, timeout, headers)
-
-        raw = await self._cluster.call(attempt, idempotent=method == "GET", what=method, key=path)
+        request = Request(method, path, path, method == "GET", body, headers)
+        raw = await self._session.request(request, self._session.deadline(None))
         if raw.status not in (200, 201):
             raise auth_error(raw)
         return raw
@@ -129,7 +116,7 @@ class AuthAPI:
             return decoder(raw_doc)
         except (ValueError, AttributeError) as e:
             raise EtcdProtocolError(
-                self._cluster.pinned, 200, f"unexpected answer to {path}: {e}"
+                self._session.members.pinned, 200, f"unexpected answer to {path}: {e}"
             ) from None
 
     # -- enabling ------------------------------------------------------------
@@ -145,7 +132,9 @@ class AuthAPI:
     async def _enabled(self) -> bool:
         doc = await self._json("GET", "/v2/auth/enable")
         if not isinstance(doc, dict) or not isinstance(doc.get("enabled"), bool):
-            raise EtcdProtocolError(self._cluster.pinned, 200, "no 'enabled' in the answer")
+            raise EtcdProtocolError(
+                self._session.members.pinned, 200, "no 'enabled' in the answer"
+            )
         return bool(doc["enabled"])
 
     def enable(self) -> Deferred[None]:

@@ -6,17 +6,15 @@ not, its version, and the cluster's health.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred, gatherResults
 
-from txetcd2._api.admin import health, leader, members
+from txetcd2._api.admin import health, leader, members, send
+from txetcd2._session.session import Session
 from txetcd2._wire.admin_models import Member
 from txetcd2._wire.errors import EtcdError, NoLeader
-
-if TYPE_CHECKING:
-    from txetcd2._client import EtcdClient
 
 
 @attrs.frozen
@@ -106,15 +104,30 @@ class ClusterStatus:
         return self.format()
 
 
-async def _probe(client: EtcdClient, member: Member, current: Member | None) -> MemberStatus:
+async def _probe(session: Session, member: Member, current: Member | None) -> MemberStatus:
     is_leader = current is not None and current.id == member.id
     if not member.client_urls:
         return MemberStatus(member, False, is_leader, error="not started (no client URL)")
     endpoint = member.client_urls[0]
-    exchange = client._exchange
     try:
-        version = await exchange.send(endpoint, "GET", "/version", None, client._timeout)
-        stats = await exchange.send(endpoint, "GET", "/v2/stats/self", None, client._timeout)
+        version = await send(
+            session,
+            "GET",
+            "/version",
+            idempotent=True,
+            what="version",
+            only=[endpoint],
+            max_retries=0,
+        )
+        stats = await send(
+            session,
+            "GET",
+            "/v2/stats/self",
+            idempotent=True,
+            what="self stats",
+            only=[endpoint],
+            max_retries=0,
+        )
     except EtcdError as e:
         return MemberStatus(member, False, is_leader, error=str(e))
     return MemberStatus(
@@ -135,28 +148,28 @@ def _field(body: bytes, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def cluster_status(client: EtcdClient) -> ClusterStatus:
+async def cluster_status(session: Session) -> ClusterStatus:
     """
     Ask every member of the cluster how it is.
 
     The member list and the leader come from the cluster (through the
-    client's failover); then every member is asked directly, at once.
+    session's failover); then every member is asked directly, at once.
 
-    :param client: the client.
+    :param session: the session.
     :returns: the status.
     :raises EtcdError: when the member list cannot be read at all.
     """
-    listed = await members(client)
+    listed = await members(session)
     try:
-        found: Member | None = await leader(client)
+        found: Member | None = await leader(session)
     except NoLeader:
         found = None
     probes: list[Deferred[MemberStatus]] = [
-        Deferred.fromCoroutine(_probe(client, member, found)) for member in listed
+        Deferred.fromCoroutine(_probe(session, member, found)) for member in listed
     ]
     statuses = await gatherResults(probes, consumeErrors=True)
     try:
-        healthy = await health(client)
+        healthy = await health(session)
     except EtcdError:
         healthy = False
     return ClusterStatus(tuple(statuses), healthy, found)

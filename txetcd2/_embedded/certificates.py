@@ -17,6 +17,7 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _DAY = datetime.timedelta(days=1)
@@ -55,6 +56,22 @@ class Issued:
         )
         return self.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+
+    def pkcs12(self, password: bytes) -> bytes:
+        """
+        The certificate and key as a PKCS#12 bundle (``.p12``), as EtcdNet takes them.
+
+        :param password: the bundle's password.
+        :returns: the DER bytes.
+        """
+        certificate = x509.load_pem_x509_certificate(self.cert_pem)
+        return pkcs12.serialize_key_and_certificates(
+            b"txetcd2",
+            self.key,
+            certificate,
+            None,
+            serialization.BestAvailableEncryption(password),
         )
 
     def write(

@@ -44,10 +44,12 @@ from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTer
 from twisted.internet.interfaces import IProcessTransport, IReactorProcess, IReactorTime
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, readBody
+from twisted.web.client import Agent, readBody
 from twisted.web.iweb import IResponse
+
+from txetcd2._logs import PublicLogger
+from txetcd2._transport.twisted_pool import quiet_pool
 
 __all__ = [
     "ETCD_ENV_VAR",
@@ -384,8 +386,7 @@ class _Prober:
 
     def __init__(self, reactor: IReactorProcess) -> None:
         self._clock = IReactorTime(reactor)
-        self._pool = HTTPConnectionPool(reactor, persistent=True)
-        self._pool.maxPersistentPerHost = 2
+        self._pool = quiet_pool(reactor, 2)
         self._agent = Agent(reactor, connectTimeout=_PROBE_TIMEOUT, pool=self._pool)
 
     def get(self, url: str, timeout: float = _PROBE_TIMEOUT) -> Deferred[tuple[int, bytes]]:
@@ -455,7 +456,7 @@ class EtcdMember:
     :ivar log_path: The file the process writes its output to.
     """
 
-    _log: Final = Logger()
+    _log: Final = PublicLogger(namespace="txetcd2.testing")
 
     def __init__(
         self, config: _MemberConfig, *, reactor: IReactorProcess, binary: str, cluster_size: int
@@ -738,7 +739,7 @@ class EtcdCluster:
     :param startup_timeout: Seconds :meth:`start` waits for every member to be ready.
     """
 
-    _log: Final = Logger()
+    _log: Final = PublicLogger(namespace="txetcd2.testing")
 
     def __init__(
         self,

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorTime, IResolver
+from twisted.internet.interfaces import IResolver
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.names import dns
 
-from txetcd2._session.members import Cluster, parse_endpoints
-from txetcd2._transport.exchange import Exchange
+from txetcd2._logs import PublicLogger
+from txetcd2._session.members import parse_endpoints
+from txetcd2._session.session import Request, Session
 from txetcd2._wire.answers import RawResponse
 from txetcd2._wire.errors import EtcdConnectionError, EtcdProtocolError
 
@@ -47,32 +47,26 @@ class MemberSync:
     """
     Keeps a cluster's member list up to date from ``/v2/members``.
 
-    :param cluster: the member list to update.
-    :param exchange: sends the requests.
-    :param clock: runs the loop.
+    :param session: the session whose member list is kept up to date, and
+        through which the requests go.
     :param interval: seconds between syncs; ``None``: no periodic sync.
     :param prefer_leader: also ask ``/v2/members/leader`` and send requests
         to the leader first.
-    :param timeout: seconds to wait for each answer.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.session")
 
     def __init__(
         self,
-        cluster: Cluster,
-        exchange: Exchange,
-        clock: IReactorTime,
+        session: Session,
         interval: float | None,
         prefer_leader: bool,
-        timeout: float,
     ) -> None:
-        self._cluster = cluster
-        self._exchange = exchange
-        self._clock = clock
+        self._session = session
+        self._cluster = session.members
+        self._clock = session.clock
         self._interval = interval
         self._prefer_leader = prefer_leader
-        self._timeout = timeout
         self._loop: LoopingCall | None = None
         self._current: Deferred[None] | None = None
 
@@ -123,14 +117,8 @@ class MemberSync:
             self.log.warn("etcd member sync failed: {error}", error=str(e))
 
     async def _get(self, target: str) -> RawResponse:
-        exchange, timeout = self._exchange, self._timeout
-
-        def attempt(endpoint: str) -> Any:
-            return exchange.send(endpoint, "GET", target, None, timeout)
-
-        raw: RawResponse = await self._cluster.call(
-            attempt, idempotent=True, what="GET", key=target
-        )
+        session = self._session
+        raw = await session.request(Request("GET", target, target, True), session.deadline(None))
         if raw.status != 200:
             raise EtcdProtocolError(raw.endpoint, raw.status, f"GET {target} failed", raw.body)
         return raw

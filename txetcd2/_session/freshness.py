@@ -6,14 +6,7 @@ from __future__ import annotations
 
 from txetcd2._wire.answers import RawResponse
 from txetcd2._wire.errors import EtcdClusterMismatch, EtcdError, EtcdStaleAnswer
-
-
-def _header_int(raw: RawResponse, name: str) -> int:
-    text = raw.headers.get(name, "")
-    try:
-        return max(int(text), 0)
-    except ValueError:
-        return 0
+from txetcd2._wire.models import header_int
 
 
 class Freshness:
@@ -48,30 +41,6 @@ class Freshness:
             return EtcdClusterMismatch(raw.endpoint, cluster_id, self.cluster_id)
         return None
 
-    def stale(self, raw: RawResponse) -> EtcdStaleAnswer | None:
-        """
-        Check whether a read's answer is older than what was seen before.
-
-        Headers that are absent or 0 (validation errors) are not compared.
-
-        :param raw: the answer.
-        :returns: the error when it is stale.
-        """
-        index = _header_int(raw, "x-etcd-index")
-        term = _header_int(raw, "x-raft-term")
-        if (index and index < self.index) or (term and term < self.term):
-            return EtcdStaleAnswer(raw.endpoint, index, term, self.index, self.term)
-        return None
-
-    def observe(self, raw: RawResponse) -> None:
-        """
-        Remember an accepted answer's index and term.
-
-        :param raw: the answer.
-        """
-        self.index = max(self.index, _header_int(raw, "x-etcd-index"))
-        self.term = max(self.term, _header_int(raw, "x-raft-term"))
-
     def judge(self, raw: RawResponse, read: bool) -> EtcdError | None:
         """
         Check an answer; remember it when it is accepted.
@@ -83,9 +52,8 @@ class Freshness:
         error = self.foreign(raw)
         if error is not None:
             return error
-        # What stale() and observe() do, with each header read once.
-        index = _header_int(raw, "x-etcd-index")
-        term = _header_int(raw, "x-raft-term")
+        index = header_int(raw.headers, "x-etcd-index") or 0
+        term = header_int(raw.headers, "x-raft-term") or 0
         if read and ((index and index < self.index) or (term and term < self.term)):
             return EtcdStaleAnswer(raw.endpoint, index, term, self.index, self.term)
         if index > self.index:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from hyperlink import URL
 
-from txetcd2._transport.exchange import Exchange
 from txetcd2._wire.answers import RawResponse
 
 #: How many 307 redirects one GET follows.
@@ -43,35 +42,3 @@ def redirect_target(raw: RawResponse, target: str) -> tuple[str, str] | None:
         return None
     endpoint = URL(scheme=url.scheme, host=url.host, port=url.port).to_text().rstrip("/")
     return endpoint, new_target
-
-
-async def send_following(
-    exchange: Exchange,
-    endpoint: str,
-    method: str,
-    target: str,
-    form: bytes | None,
-    timeout: float | None,
-) -> RawResponse:
-    """
-    Send a request; follow a bounded number of ``307`` redirects for ``GET``.
-
-    :param exchange: sends the requests.
-    :param endpoint: the member's base URL.
-    :param method: the HTTP method.
-    :param target: the encoded path and query.
-    :param form: the form body, if any.
-    :param timeout: seconds to wait for each answer.
-    :returns: the last answer; a redirect that is not followed is returned
-        as is (the caller turns it into an error).
-    """
-    raw = await exchange.send(endpoint, method, target, form, timeout)
-    for _ in range(MAX_REDIRECTS):
-        if method != "GET":
-            break
-        found = redirect_target(raw, target)
-        if found is None:
-            break
-        endpoint, target = found
-        raw = await exchange.send(endpoint, method, target, None, timeout)
-    return raw

@@ -12,7 +12,7 @@ from twisted.web.client import ResponseNeverReceived
 
 from txetcd2._transport.exchange import never_sent
 from txetcd2._wire.answers import RawResponse, error_for
-from txetcd2._wire.errors import EtcdApiError, EtcdError, LeaderElect, RaftInternal
+from txetcd2._wire.errors import EtcdError
 
 #: A retry policy: the number of back-offs taken so far -> seconds to wait.
 RetryPolicy = Callable[[int], float]
@@ -78,18 +78,14 @@ def server_trouble(raw: RawResponse) -> EtcdError | None:
     """
     Tell whether an answer says the cluster is busy rather than answering.
 
-    5xx answers and errorCode 300 (raft internal, request timed out) and 301
-    (leader election) are such answers: another member, a little later, may
-    do better.
+    5xx answers, among them errorCode 300 (raft internal, request timed out)
+    and 301 (leader election), which etcd sends with HTTP 500, are such
+    answers: another member, a little later, may do better. Other answers
+    are not decoded here (the caller decodes them once).
 
     :param raw: the answer.
     :returns: the error to report, or ``None`` for a real answer.
     """
-    if raw.status < 400:
+    if raw.status < 500:
         return None
-    error = error_for(raw)
-    if raw.status >= 500 or isinstance(error, RaftInternal | LeaderElect):
-        return error
-    if isinstance(error, EtcdApiError) and error.error_code in (300, 301):
-        return error
-    return None
+    return error_for(raw)

@@ -86,3 +86,38 @@ def within(d: Deferred[_T], timeout: float | None, clock: IReactorTime) -> Defer
     if timeout is not None:
         call = clock.callLater(timeout, expire)
     return d.addBoth(settle)
+
+
+class Deadline:
+    """
+    The moment a whole call must be over by: every attempt, back-off and
+    follow-up request of the call takes its time from what remains.
+
+    :param clock: the clock.
+    :param seconds: the call's time limit; ``None`` for none.
+    """
+
+    __slots__ = ("_clock", "_end", "seconds")
+
+    def __init__(self, clock: IReactorTime, seconds: float | None) -> None:
+        self._clock = clock
+        self.seconds = seconds
+        self._end = None if seconds is None else clock.seconds() + seconds
+
+    def remaining(self) -> float | None:
+        """
+        :returns: the seconds left (0 when it has passed), or ``None`` without a deadline.
+        """
+        if self._end is None:
+            return None
+        return max(self._end - self._clock.seconds(), 0.0)
+
+    def allows(self, seconds: float) -> bool:
+        """
+        Tell whether waiting ``seconds`` still leaves time for an attempt.
+
+        :param seconds: a wait, like a back-off.
+        :returns: ``False`` when the deadline would pass during the wait.
+        """
+        remaining = self.remaining()
+        return remaining is None or seconds < remaining

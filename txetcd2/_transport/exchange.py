@@ -33,6 +33,7 @@ from txetcd2._wire.errors import (
 )
 from txetcd2._wire.tls_errors import (
     closed_without_answer,
+    plain_port_error,
     tls_error_for,
     tls_port_error,
 )
@@ -259,6 +260,9 @@ class Exchange:
             raise EtcdTimeout(
                 endpoint, f"{method} {target.split('?')[0]}", timeout or 0.0
             ) from None
+        except ConnectingCancelledError as e:
+            # The deadline passed while connecting: never sent (its cause says so).
+            raise EtcdTimeout(endpoint, "connecting", timeout or 0.0) from e
         except (EtcdError, CancelledError):
             raise
         except Exception as e:
@@ -266,20 +270,29 @@ class Exchange:
 
     async def _connection_error(self, endpoint: str, error: BaseException) -> EtcdConnectionError:
         found = connection_error(endpoint, error)
-        if type(found) is not EtcdConnectionError or not endpoint.startswith("http://"):
+        if type(found) is not EtcdConnectionError or not closed_without_answer(error):
             return found
-        if not closed_without_answer(error):
-            return found
-        # A TLS port closes plain HTTP connections without a byte; so does a
-        # member going down, but then a fresh connection is refused.
-        probe = self._read(endpoint, "GET", "/version", None, None)
-        probe.addTimeout(5.0, self._clock)
-        try:
-            await probe
-        except Exception as e:
-            if closed_without_answer(e):
-                return tls_port_error(endpoint)
+        # A TLS port closes plain HTTP connections without a byte, and etcd's plain port
+        # drops a TLS handshake; so does a member going down, but then a fresh connection
+        # is refused. One probe of /version with the other scheme tells them apart.
+        if endpoint.startswith("http://"):
+            try:
+                await self._probe(endpoint)
+            except Exception as e:
+                if closed_without_answer(e):
+                    return tls_port_error(endpoint)
+        elif endpoint.startswith("https://"):
+            plain = "http://" + endpoint[len("https://") :]
+            try:
+                answer = await self._probe(plain)
+            except Exception:
+                return found
+            if answer.status == 200 and b"etcdserver" in answer.body:
+                return plain_port_error(endpoint)
         return found
+
+    def _probe(self, endpoint: str) -> Deferred[RawResponse]:
+        return self._read(endpoint, "GET", "/version", None, None).addTimeout(5.0, self._clock)
 
     def _read(
         self,
@@ -300,13 +313,63 @@ class Exchange:
 
         return self.open(endpoint, method, target, form, headers).addCallback(answered)
 
+    async def open_within(
+        self, endpoint: str, method: str, target: str, timeout: float | None, what: str
+    ) -> IResponse:
+        """
+        Send a request without a body and wait for its answer's headers.
+
+        :param endpoint: the member's base URL.
+        :param method: the HTTP method.
+        :param target: the encoded path and query.
+        :param timeout: seconds to wait for the headers.
+        :param what: what the request is, for messages (``"watch"``).
+        :returns: the unread answer.
+        :raises EtcdTimeout: when the timeout ran out.
+        :raises EtcdConnectionError: when the connection failed (an
+            :class:`EtcdTLSError` for a TLS failure).
+        """
+        opened = within(self.open(endpoint, method, target, None), timeout, self._clock)
+        try:
+            return await opened
+        except TimeoutError:
+            raise EtcdTimeout(endpoint, f"{what} {target.split('?')[0]}", timeout or 0.0) from None
+        except ConnectingCancelledError as e:
+            raise EtcdTimeout(endpoint, "connecting", timeout or 0.0) from e
+        except CancelledError:
+            raise
+        except Exception as e:
+            raise await self._connection_error(endpoint, e) from e
+
+    async def read_within(
+        self, endpoint: str, response: IResponse, timeout: float | None, what: str
+    ) -> bytes:
+        """
+        Read a whole body within ``timeout``; its connection is aborted otherwise.
+
+        :param endpoint: the member's base URL.
+        :param response: the answer.
+        :param timeout: seconds to wait for the body.
+        :param what: what the request is, for messages.
+        :returns: the body.
+        :raises EtcdTimeout: when the timeout ran out.
+        :raises EtcdConnectionError: when the body was cut short.
+        """
+        try:
+            return await within(read_body(response), timeout, self._clock)
+        except TimeoutError:
+            raise EtcdTimeout(endpoint, f"{what} body", timeout or 0.0) from None
+        except CancelledError:
+            raise
+        except Exception as e:
+            raise connection_error(endpoint, e) from e
+
     async def poll(
         self,
         endpoint: str,
         target: str,
         timeout: float | None,
         wait: float,
-        headers: Headers | None = None,
     ) -> tuple[RawResponse, bool]:
         """
         Send a long-poll ``GET`` and wait up to ``wait`` seconds for its body.
@@ -320,28 +383,15 @@ class Exchange:
         :param target: the encoded path and query.
         :param timeout: seconds to wait for the headers.
         :param wait: seconds to wait for the body.
-        :param headers: extra headers.
         :returns: the answer and whether its body arrived (``False``: the
             body is empty because the wait ran out).
         """
-        opened = within(self.open(endpoint, "GET", target, None, headers), timeout, self._clock)
-        try:
-            response = await opened
-        except TimeoutError:
-            raise EtcdTimeout(endpoint, f"watch {target.split('?')[0]}", timeout or 0.0) from None
-        except CancelledError:
-            raise
-        except Exception as e:
-            raise await self._connection_error(endpoint, e) from e
+        response = await self.open_within(endpoint, "GET", target, timeout, "watch")
         found = etcd_headers(response.headers)
         try:
-            body = await read_body(response).addTimeout(wait, self._clock)
-        except TimeoutError:
+            body = await self.read_within(endpoint, response, wait, "watch")
+        except EtcdTimeout:
             return RawResponse(endpoint, response.code, found, b""), False
-        except CancelledError:
-            raise
-        except Exception as e:
-            raise await self._connection_error(endpoint, e) from e
         return RawResponse(endpoint, response.code, found, body), True
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 from OpenSSL import SSL
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
@@ -21,15 +22,41 @@ from twisted.internet.ssl import (
     platformTrust,
     trustRootFromCertificates,
 )
-from twisted.logger import Logger
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
+
+from txetcd2._logs import PublicLogger
 
 if TYPE_CHECKING:  # Twisted does not export the interface it returns
     from twisted.internet._sslverify import IOpenSSLTrustRoot
 
 #: What a PEM option accepts: a file path, or the PEM bytes themselves.
 PEMSource = str | os.PathLike[str] | bytes
+
+
+def read_source(source: PEMSource, option: str) -> tuple[bytes, str]:
+    """
+    Read a certificate option's bytes: a file path, or the bytes themselves.
+
+    :param source: a path or bytes.
+    :param option: the option's name, for messages.
+    :returns: the bytes, and where they came from (for messages).
+    :raises ValueError: when the file cannot be read.
+    :raises TypeError: for another type.
+    """
+    if isinstance(source, bytes):
+        return source, f"the {option}= bytes"
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        try:
+            with open(path, "rb") as f:
+                return f.read(), f"{option}={path!r}"
+        except OSError as e:
+            raise ValueError(
+                f"cannot read {option}={path!r}: {e.strerror or e}. "
+                "Check the path and its permissions"
+            ) from None
+    raise TypeError(f"{option} must be a file path or PEM bytes, not {type(source).__name__}")
 
 
 def read_pem(source: PEMSource, option: str) -> bytes:
@@ -42,21 +69,7 @@ def read_pem(source: PEMSource, option: str) -> bytes:
     :raises ValueError: when the file cannot be read or holds no PEM.
     :raises TypeError: for another type.
     """
-    if isinstance(source, bytes):
-        data = source
-        where = f"the {option}= bytes"
-    elif isinstance(source, str | os.PathLike):
-        path = os.fspath(source)
-        where = f"{option}={path!r}"
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ValueError(
-                f"cannot read {where}: {e.strerror or e}. Check the path and its permissions"
-            ) from None
-    else:
-        raise TypeError(f"{option} must be a file path or PEM bytes, not {type(source).__name__}")
+    data, where = read_source(source, option)
     if b"-----BEGIN " not in data:
         raise ValueError(f"{where} holds no PEM data (-----BEGIN ...); give a PEM file")
     return data
@@ -94,13 +107,16 @@ def load_client_certificate(
     :raises ValueError: when something is missing, unreadable, encrypted
         without a passphrase, or the key does not match the certificate.
     """
+    secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
+    data, where = read_source(cert, "cert")
+    if key is None and b"-----BEGIN " not in data:
+        return _from_pkcs12(data, where, secret)
     cert_pem = read_pem(cert, "cert")
     key_pem = read_pem(key, "key") if key is not None else cert_pem
     try:
         certificate = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as e:
         raise ValueError(f"cert= holds no usable PEM certificate ({e})") from None
-    secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
     try:
         private_key = serialization.load_pem_private_key(key_pem, secret)
     except TypeError:
@@ -117,6 +133,27 @@ def load_client_certificate(
             f"could not load the client private key from {what}: not a PEM private key, "
             "or the passphrase is wrong"
         ) from None
+    return _private_certificate(certificate, private_key)
+
+
+def _from_pkcs12(data: bytes, where: str, secret: bytes | None) -> PrivateCertificate:
+    """
+    Load a client certificate and key from a PKCS#12 (``.p12``/``.pfx``) bundle,
+    as EtcdNet takes them; ``passphrase=`` is the bundle's password.
+    """
+    try:
+        private_key, certificate, _ = pkcs12.load_key_and_certificates(data, secret)
+    except ValueError as e:
+        raise ValueError(
+            f"{where} is neither PEM nor a PKCS#12 bundle this passphrase opens ({e}); "
+            "give a PEM certificate, or the .p12 file with passphrase= its password"
+        ) from None
+    if private_key is None or certificate is None:
+        raise ValueError(f"{where}: the PKCS#12 bundle must hold a certificate and its key")
+    return _private_certificate(certificate, private_key)
+
+
+def _private_certificate(certificate: x509.Certificate, private_key: Any) -> PrivateCertificate:
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     der = serialization.Encoding.DER
     if certificate.public_key().public_bytes(der, public) != private_key.public_key().public_bytes(
@@ -174,7 +211,7 @@ class ClientTLSPolicy:
         certificate or key.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.tls")
 
     def __init__(
         self,

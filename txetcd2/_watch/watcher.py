@@ -134,7 +134,7 @@ class Watcher(Listeners, Service):
             check_index(index, "index")
             if index < 1:
                 raise ValueError(f"index must be 1 or more, not {index}")
-        self._recursive = flag(recursive) == "true"
+        self._recursive = flag(recursive, "recursive") == "true"
         if retry_policy is None:
             retry_policy = _DEFAULT_POLICY
         if not callable(retry_policy):

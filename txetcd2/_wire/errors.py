@@ -81,7 +81,10 @@ class KeyNotFound(EtcdCommandError):
     errorCode 100: the key does not exist.
     """
 
-    _hint = "The key does not exist; create it first, or pass missing_ok/default"
+    _hint = (
+        "The key does not exist; create it first (get_value() takes a default, "
+        "delete() takes missing_ok=True)"
+    )
 
 
 class TestFailed(EtcdCommandError):
@@ -285,7 +288,7 @@ class EtcdConnectionError(EtcdError):
 
     def __str__(self) -> str:
         return (
-            f"could not talk to etcd at {self.endpoint}: {self.reason}. "
+            f"could not talk to etcd at {self.endpoint}: {self.reason.rstrip('.')}. "
             "Check that etcd is running there and reachable"
         )
 
@@ -339,6 +342,35 @@ class ClusterUnavailable(EtcdConnectionError):
 
     def __str__(self) -> str:
         return f"no etcd member answered ({describe_errors(self.errors)})"
+
+
+@attrs.frozen(auto_exc=True, eq=False)
+class ValueNotJSON(EtcdError, ValueError):
+    """
+    A value read with ``get_json()`` is not JSON.
+
+    :ivar key: the key.
+    :ivar reason: what the JSON decoder said.
+    """
+
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"the value of {self.key} is not JSON ({self.reason}); read it with get_value()"
+
+
+class ClientClosed(EtcdError):
+    """
+    A call was made on an :class:`~txetcd2.EtcdClient` (or a watcher was
+    started from one) after its ``close()``.
+    """
+
+    def __str__(self) -> str:
+        return (
+            "this EtcdClient is closed: its calls and watchers stopped with close(); "
+            "create a new EtcdClient"
+        )
 
 
 @attrs.frozen(auto_exc=True, eq=False)

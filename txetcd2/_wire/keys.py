@@ -152,6 +152,41 @@ def check_int(value: int, what: str, minimum: int, maximum: int | None = None) -
     return value
 
 
+def check_seconds(seconds: float | None, what: str = "timeout") -> float | None:
+    """
+    Check a duration in seconds (a timeout, an interval).
+
+    :param seconds: the duration; ``None`` passes through (no limit).
+    :param what: the parameter's name, for the message.
+    :returns: the duration as a ``float``, or ``None``.
+    :raises TypeError: if it is not a number (``bool`` is refused too).
+    :raises ValueError: if it is not more than 0.
+    """
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"{what} must be a number of seconds, not {type(seconds).__name__}")
+    if not seconds > 0:
+        raise ValueError(f"{what} must be more than 0 seconds, not {seconds!r}")
+    return float(seconds)
+
+
+def check_duration(seconds: float, what: str) -> float:
+    """
+    Check a duration in seconds that must be given (``None`` is refused).
+
+    :param seconds: the duration.
+    :param what: the parameter's name, for the message.
+    :returns: the duration as a ``float``.
+    :raises TypeError: if it is not a number.
+    :raises ValueError: if it is not more than 0.
+    """
+    checked = check_seconds(seconds, what)
+    if checked is None:
+        raise TypeError(f"{what} must be a number of seconds, not None")
+    return checked
+
+
 def check_ttl(ttl: int) -> int:
     """
     Check a TTL in seconds.
@@ -191,13 +226,15 @@ def check_prev_value(prev_value: str) -> str:
     return prev_value
 
 
-def flag(value: bool) -> str:
+def flag(value: bool, what: str = "flag") -> str:
     """
     Spell a boolean the way etcd wants it.
 
     :param value: the boolean.
+    :param what: the parameter's name, for the message.
     :returns: ``"true"`` or ``"false"``.
+    :raises TypeError: if it is not a ``bool``.
     """
     if not isinstance(value, bool):
-        raise TypeError(f"expected a bool, not {type(value).__name__}")
+        raise TypeError(f"{what} must be True or False, not {value!r}")
     return "true" if value else "false"

@@ -150,44 +150,62 @@ def decode_node(doc: Any) -> EtcdNode:
     )
 
 
-def _header_int(value: str | None) -> int | None:
-    if value is None:
+def header_int(headers: Mapping[str, str], name: str) -> int | None:
+    """
+    Read one of etcd's numeric headers: the one parser of ``X-Etcd-Index``,
+    ``X-Raft-Index`` and ``X-Raft-Term``.
+
+    :param headers: etcd's headers, by lower-case name.
+    :param name: the lower-case header name.
+    :returns: the value, or ``None`` when absent or not a non-negative integer.
+    """
+    value = headers.get(name)
+    if value is None or not value.isdigit():
         return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
+    return int(value)
 
 
-def decode_event(doc: Any, headers: Mapping[str, str]) -> EtcdResponse:
+def decode_event(doc: Any, headers: Mapping[str, str], key: str | None = None) -> EtcdResponse:
     """
     Build an :class:`EtcdResponse` from a decoded JSON answer and its headers.
 
     :param doc: the decoded JSON object ``{"action", "node", "prevNode"?}``.
     :param headers: the answer's etcd headers, by lower-case name.
+    :param key: for a write answered with ``noValueOnSuccess`` (no node): the
+        key written, whose node then has only its key and, as
+        ``modified_index``, the answer's ``X-Etcd-Index``.
     :returns: the response.
     :raises DecodeError: when the document does not have an answer's shape.
     """
     if not isinstance(doc, dict) or not isinstance(doc.get("action"), str):
         raise DecodeError(f"an answer should be an object with an action, not {doc!r:.80}")
     prev = doc.get("prevNode")
+    found = doc.get("node")
+    if found is None and key is not None:
+        index = header_int(headers, "x-etcd-index") or 0
+        node = EtcdNode(key=key, modified_index=index)
+    else:
+        node = decode_node(found)
     return EtcdResponse(
         action=doc["action"],
-        node=decode_node(doc.get("node")),
+        node=node,
         prev_node=decode_node(prev) if prev is not None else None,
-        etcd_index=_header_int(headers.get("x-etcd-index")) or 0,
-        raft_index=_header_int(headers.get("x-raft-index")),
-        raft_term=_header_int(headers.get("x-raft-term")),
+        etcd_index=header_int(headers, "x-etcd-index") or 0,
+        raft_index=header_int(headers, "x-raft-index"),
+        raft_term=header_int(headers, "x-raft-term"),
         cluster_id=headers.get("x-etcd-cluster-id"),
     )
 
 
-def decode_response(body: bytes, headers: Mapping[str, str]) -> EtcdResponse:
+def decode_response(
+    body: bytes, headers: Mapping[str, str], key: str | None = None
+) -> EtcdResponse:
     """
     Decode the JSON body of a successful key-space answer.
 
     :param body: the raw body.
     :param headers: the answer's etcd headers, by lower-case name.
+    :param key: see :func:`decode_event`.
     :returns: the response.
     :raises DecodeError: when the body is not such an answer.
     """
@@ -195,4 +213,4 @@ def decode_response(body: bytes, headers: Mapping[str, str]) -> EtcdResponse:
         doc = json.loads(body)
     except ValueError as e:
         raise DecodeError(f"the body is not JSON: {e}") from e
-    return decode_event(doc, headers)
+    return decode_event(doc, headers, key)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from OpenSSL import SSL
 from service_identity import VerificationError
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
 
 from txetcd2._wire.errors import EtcdTLSError
@@ -85,13 +85,29 @@ _PLAIN_TO_TLS = b"client sent an http request to an https server"
 
 def closed_without_answer(error: BaseException) -> bool:
     """
-    Tell whether the server closed the connection cleanly before sending a byte.
+    Tell whether the server closed the connection before sending a byte.
 
     :param error: the HTTP layer's exception.
-    :returns: ``True`` for a clean close before any answer.
+    :returns: ``True`` for a close (clean or not) before any answer.
     """
     return isinstance(error, ResponseNeverReceived) and all(
-        r.check(ConnectionDone) is not None for r in error.reasons
+        r.check(ConnectionDone, ConnectionLost) is not None for r in error.reasons
+    )
+
+
+def plain_port_error(endpoint: str) -> EtcdTLSError:
+    """
+    The error for an ``https://`` request sent to a port that serves plain HTTP.
+
+    :param endpoint: the member's URL.
+    :returns: the error.
+    """
+    return EtcdTLSError(
+        endpoint,
+        "this port serves plain HTTP but the request used TLS (etcd closed the connection "
+        "during the TLS handshake)",
+        check="use an http:// URL for this endpoint, or start etcd with TLS "
+        "(--cert-file/--key-file)",
     )
 
 

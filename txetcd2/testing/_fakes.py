@@ -149,6 +149,12 @@ class FakeResponse:
             self._protocol.connectionLost(reason)
 
 
+def _modified_index(body: object) -> int:
+    node = body.get("node") if isinstance(body, dict) else None
+    index = node.get("modifiedIndex") if isinstance(node, dict) else None
+    return index if isinstance(index, int) and index > 0 else 1
+
+
 @attrs.define(eq=False)
 class FakeRequest:
     """
@@ -198,12 +204,18 @@ class FakeRequest:
 
         :param code: the HTTP status.
         :param body: the body (a dict is sent as JSON).
-        :param headers: the headers (``Content-Type`` defaults to JSON).
+        :param headers: the headers (``Content-Type`` defaults to JSON; a
+            ``200``/``201`` gets an ``X-Etcd-Index``, as etcd always sends one:
+            the body's ``node.modifiedIndex``, else 1; pass
+            ``{"x-etcd-index": ""}`` to leave it out).
         :param finish: end the body after it (``False`` keeps it open, for streams).
         :returns: the response, to push more of the body.
         """
         all_headers = {"content-type": "application/json"}
+        if code in (200, 201):
+            all_headers["x-etcd-index"] = str(_modified_index(body))
         all_headers.update(headers or {})
+        all_headers = {k: v for k, v in all_headers.items() if v != ""}
         response = FakeResponse(
             code, Headers({k: [v] for k, v in all_headers.items()}), self.clock
         )

@@ -1,0 +1,105 @@
+"""
+Unit tests for :class:`txetcd2.recipes.ServiceRegistration` against an in-memory etcd and a Clock.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import IService
+from zope.interface.verify import verifyObject
+
+from tests._recipes_case import RecipeTestCase
+from txetcd2.recipes import ServiceRegistration
+
+KEY = "/services/web/10.0.0.7:8080"
+
+
+class RegistrationTests(RecipeTestCase):
+    """
+    A TTL key kept alive, set again after it expired, deleted on stop.
+    """
+
+    def registration(self, ttl: int = 6) -> ServiceRegistration:
+        """
+        A started registration, stopped at the end of the test.
+        """
+        registration = ServiceRegistration(self.client(), KEY, "up", ttl=ttl)
+        registration.startService()
+        self.stops.append(registration.stopService)
+        self.settle()
+        return registration
+
+    def test_is_a_service(self) -> None:
+        """A ServiceRegistration provides IService."""
+        self.assertTrue(verifyObject(IService, ServiceRegistration(self.client(), KEY, "up")))
+
+    def test_registers_and_renews(self) -> None:
+        """The key is set with its TTL and refreshed, so it outlives the TTL many times."""
+        registration = self.registration(ttl=3)
+        self.assertEqual(self.etcd.values[KEY][0], "up")
+        self.assertEqual(self.etcd.ttls[KEY], 3)
+        self.advance(30)
+        self.assertIn(KEY, self.etcd.values)
+        self.assertTrue(registration.registered)
+        self.assertEqual(registration.registrations, 1)
+        refreshes = [q for _, _, q in self.etcd.requests if q.get("refresh") == "true"]
+        self.assertGreaterEqual(len(refreshes), 29)
+
+    def test_comes_back_after_partition(self) -> None:
+        """Cut off past its TTL, the key expires; once etcd answers again, it is set again."""
+        registration = self.registration(ttl=6)
+        self.etcd.unanswered.add("h1:2379")
+        self.advance(10)
+        self.assertNotIn(KEY, self.etcd.values)
+        self.assertFalse(registration.registered)
+        self.etcd.unanswered.clear()
+        self.advance(4)
+        self.assertEqual(self.etcd.values[KEY][0], "up")
+        self.assertTrue(registration.registered)
+        self.assertEqual(registration.registrations, 2)
+
+    def test_recreated_after_delete(self) -> None:
+        """A key deleted by someone else is set again at the next refresh."""
+        registration = self.registration(ttl=6)
+        self.etcd.delete(KEY)
+        self.advance(2)
+        self.assertEqual(self.etcd.values[KEY][0], "up")
+        self.assertEqual(registration.registrations, 2)
+
+    def test_overwritten_value_restored(self) -> None:
+        """A key overwritten with another value gets this value back at the next refresh."""
+        registration = self.registration(ttl=6)
+        self.etcd.set(KEY, "stale")
+        self.advance(2)
+        self.assertEqual(self.etcd.values[KEY][0], "up")
+        self.assertEqual(self.etcd.ttls[KEY], 6)
+        self.assertEqual(registration.registrations, 2)
+
+    def test_stop_deletes(self) -> None:
+        """Stopping deletes the key and leaves no timer."""
+        registration = self.registration()
+        self.stops.remove(registration.stopService)
+        self.result(registration.stopService())
+        self.assertNotIn(KEY, self.etcd.values)
+        self.assertFalse(registration.registered)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stop_keeps_someone_elses_value(self) -> None:
+        """Stopping leaves the key alone when it holds another value now."""
+        registration = self.registration()
+        self.etcd.set(KEY, "someone else")
+        self.stops.remove(registration.stopService)
+        self.result(registration.stopService())
+        self.assertEqual(self.etcd.values[KEY][0], "someone else")
+
+    def test_bad_arguments(self) -> None:
+        """Bad arguments raise TypeError or ValueError before any request."""
+        client = self.client()
+        with self.assertRaises(TypeError):
+            ServiceRegistration(client, KEY, 1)  # type: ignore[arg-type]
+        with self.assertRaises(ValueError):
+            ServiceRegistration(client, "/", "up")
+        with self.assertRaises(ValueError):
+            ServiceRegistration(client, "/a/../b", "up")
+        with self.assertRaises(ValueError):
+            ServiceRegistration(client, KEY, "up", ttl=0)
+        self.assertEqual(self.etcd.requests, [])

@@ -1,0 +1,426 @@
+"""
+The one road to the wire: every request of every API (key space, watches,
+admin, auth, status, member sync) goes through :class:`Session`.
+
+A session owns the member list and its pin, the exchange, the freshness and
+cluster-ID checks, the v2-disabled check, ``307`` following for reads, the
+retry policy, the whole-call deadline and the table of calls in flight (so
+that :meth:`Session.close` ends every one of them at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Protocol, TypeVar
+
+import attrs
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IResponse
+
+from txetcd2._logs import PublicLogger
+from txetcd2._session.disabled import check_enabled
+from txetcd2._session.members import Cluster
+from txetcd2._session.redirect import MAX_REDIRECTS, redirect_target
+from txetcd2._session.retry import never_left
+from txetcd2._transport.deadline import Deadline
+from txetcd2._transport.exchange import Exchange, read_body
+from txetcd2._wire.answers import RawResponse, error_for, etcd_headers
+from txetcd2._wire.errors import (
+    ClientClosed,
+    EtcdConnectionError,
+    EtcdError,
+    EtcdOutcomeUnknown,
+    EtcdTimeout,
+    EtcdTLSError,
+)
+
+_T = TypeVar("_T")
+
+
+class Stoppable(Protocol):
+    """
+    Something a session stops when it closes (a watcher, a hub).
+    """
+
+    def stop(self) -> Deferred[None]:
+        """
+        :returns: a Deferred firing once it has stopped.
+        """
+
+
+@attrs.frozen
+class Request:
+    """
+    One request, as every API describes it to the session.
+
+    :ivar method: the HTTP method.
+    :ivar target: the percent-encoded path and query.
+    :ivar what: what it is about (a key, ``"members"``), for messages.
+    :ivar idempotent: whether it may be sent again to another member.
+    :ivar form: the body, if any.
+    :ivar headers: extra headers (a body's ``Content-Type``).
+    :ivar keyspace: a ``/v2/keys`` request: busy answers (5xx, errorCode
+        300/301) are retried after a back-off, stale answers to reads are
+        refused, and ``307`` is followed for ``GET``.
+    :ivar check_v2: tell Go's plain 404 on ``/v2`` apart as
+        :class:`~txetcd2.errors.EtcdV2Disabled`.
+    """
+
+    method: str
+    target: str
+    what: str
+    idempotent: bool
+    form: bytes | None = None
+    headers: Headers | None = None
+    keyspace: bool = False
+    check_v2: bool = True
+
+
+class Session:
+    """
+    The cluster as the APIs see it: one request path with failover, checks
+    and deadlines, and the life cycle of everything running on it.
+
+    Requests go first to the pinned member (the last one that answered), then
+    to the others in order. A member that cannot be reached is skipped at
+    once; the session backs off (``retry_policy``) only after a full sweep,
+    or after a member said the cluster is busy, at most ``max_retries``
+    times. The call's ``timeout`` bounds all of it: each idempotent attempt
+    gets an equal share of what remains among the members not yet tried in
+    the sweep (a paused member cannot use up the whole call), a write gets
+    all that remains, and a back-off that would pass the deadline ends the
+    call.
+
+    :param members: the member list.
+    :param exchange: sends requests to one member.
+    :param clock: the clock for deadlines and back-offs.
+    :param timeout: the default deadline of a call, in seconds.
+    :param max_retries: the default number of back-offs of one call.
+    :param retry_policy: seconds to wait before back-off ``n`` (from 0).
+    """
+
+    log = PublicLogger(namespace="txetcd2.session")
+
+    def __init__(
+        self,
+        members: Cluster,
+        exchange: Exchange,
+        clock: IReactorTime,
+        *,
+        timeout: float,
+        max_retries: int,
+        retry_policy: Callable[[int], float],
+    ) -> None:
+        self.members = members
+        self.exchange = exchange
+        self.clock = clock
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_policy = retry_policy
+        self._pending: set[Deferred[Any]] = set()
+        self._services: set[Stoppable] = set()
+        self._closing: Deferred[None] | None = None
+
+    # -- life cycle ----------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """
+        Whether :meth:`close` was called.
+        """
+        return self._closing is not None
+
+    def check_open(self) -> None:
+        """
+        :raises ClientClosed: once the session is closed.
+        """
+        if self._closing is not None:
+            raise ClientClosed()
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> Deferred[_T]:
+        """
+        Run one call: a Deferred that :meth:`close` cancels, and whose
+        ``cancel()`` fires it at once with :class:`CancelledError`, whatever
+        the call was doing at that instant.
+
+        :param coroutine: the call.
+        :returns: its Deferred.
+        :raises ClientClosed: once the session is closed.
+        """
+        if self._closing is not None:
+            coroutine.close()
+            raise ClientClosed()
+        inner = Deferred.fromCoroutine(coroutine)
+        outer: Deferred[_T] = Deferred(lambda _: inner.cancel())
+        self._pending.add(outer)
+
+        def settle(result: _T | Failure) -> None:
+            self._pending.discard(outer)
+            if outer.called:
+                return  # cancelled before it ended: the caller has its CancelledError
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+
+        inner.addBoth(settle)
+        return outer
+
+    def track(self, service: Stoppable) -> None:
+        """
+        Remember a running watcher (or hub), for :meth:`close` to stop.
+
+        :param service: the running service.
+        :raises ClientClosed: once the session is closed.
+        """
+        self.check_open()
+        self._services.add(service)
+
+    def untrack(self, service: Stoppable) -> None:
+        """
+        Forget a stopped watcher.
+
+        :param service: the service.
+        """
+        self._services.discard(service)
+
+    def close(self) -> Deferred[None]:
+        """
+        Cancel every call in flight and stop every tracked watcher.
+
+        :returns: a Deferred firing once every watcher has stopped; calling
+            it again gives the same moment.
+        """
+        if self._closing is None:
+            for d in list(self._pending):
+                d.cancel()
+            stops = [service.stop() for service in list(self._services)]
+            self._services.clear()
+            self._closing = gatherResults(stops, consumeErrors=True).addBoth(lambda _: None)
+        return _follow(self._closing)
+
+    # -- requests --------------------------------------------------------------
+
+    def deadline(self, timeout: float | None) -> Deadline:
+        """
+        :param timeout: a call's ``timeout=``; ``None`` for the session's default.
+        :returns: the call's deadline.
+        """
+        return Deadline(self.clock, self.timeout if timeout is None else timeout)
+
+    async def request(
+        self,
+        request: Request,
+        deadline: Deadline,
+        max_retries: int | None = None,
+        only: Sequence[str] | None = None,
+    ) -> RawResponse:
+        """
+        Send a request to the cluster and read its whole answer.
+
+        :param request: what to send.
+        :param deadline: when the call must be over.
+        :param max_retries: back-offs allowed (default: the session's).
+        :param only: ask these members (in this order) instead of the
+            cluster's, still with the cluster's checks.
+        :returns: the first usable answer, whatever its status.
+        :raises EtcdConnectionError: one member, which failed.
+        :raises ClusterUnavailable: several, which all failed.
+        :raises EtcdOutcomeUnknown: a request that is not idempotent may
+            have been applied; it was not sent again.
+        :raises EtcdTLSError: a TLS configuration error (never retried).
+        :raises EtcdClusterMismatch: the only member left is another cluster's.
+        """
+
+        async def attempt(endpoint: str, seconds: float | None) -> RawResponse:
+            return await self._send(endpoint, request, seconds)
+
+        return await self._call(request, deadline, attempt, _same, max_retries, only)
+
+    async def poll(
+        self, request: Request, deadline: Deadline, wait: float
+    ) -> tuple[RawResponse, bool]:
+        """
+        Send a long-poll ``GET``: headers within the deadline, the body
+        within ``wait`` seconds.
+
+        :param request: the watch request.
+        :param deadline: when the answer's headers must have come.
+        :param wait: seconds to wait for the body.
+        :returns: the answer and whether its body came (``False``: the wait
+            ran out and the answer was abandoned).
+        """
+
+        async def attempt(endpoint: str, seconds: float | None) -> tuple[RawResponse, bool]:
+            raw, complete = await self.exchange.poll(endpoint, request.target, seconds, wait)
+            if raw.status == 404:
+                await check_enabled(self.exchange, raw, request.target, seconds)
+            return raw, complete
+
+        # A long-poll's X-Etcd-Index is the index when etcd accepted it, older than
+        # what other calls may have seen since: never a sign of a stale member.
+        return await self._call(request, deadline, attempt, _first, None, None, False)
+
+    async def open(
+        self, endpoint: str, target: str, timeout: float
+    ) -> tuple[IResponse, dict[str, str]]:
+        """
+        Open a watch answer on one member and wait for its headers.
+
+        The answer is checked as any other: another cluster's member, a TLS
+        failure, a v2-disabled member or an error answer raise their typed
+        error, and on every error path the answer's body is read or its
+        connection aborted, never left open.
+
+        :param endpoint: the member.
+        :param target: the encoded path and query.
+        :param timeout: seconds to wait for the headers.
+        :returns: the unread ``200`` answer and etcd's headers.
+        """
+        deadline = Deadline(self.clock, timeout)
+        response = await self.exchange.open_within(endpoint, "GET", target, timeout, "watch")
+        headers = etcd_headers(response.headers)
+        if response.code != 200:
+            remaining = deadline.remaining()
+            body = await self.exchange.read_within(endpoint, response, remaining, "watch")
+            raw = RawResponse(endpoint, response.code, headers, body)
+            await check_enabled(self.exchange, raw, target, deadline.remaining())
+            raise error_for(raw)
+        foreign = self.members.freshness.foreign(RawResponse(endpoint, 200, headers, b""))
+        if foreign is not None:
+            read_body(response).cancel()
+            self.members.refuse(endpoint, foreign)
+            raise foreign
+        return response, headers
+
+    async def _send(self, endpoint: str, request: Request, seconds: float | None) -> RawResponse:
+        exchange = self.exchange
+        method, target = request.method, request.target
+        raw = await exchange.send(endpoint, method, target, request.form, seconds, request.headers)
+        if request.keyspace and method == "GET":
+            for _ in range(MAX_REDIRECTS):
+                found = redirect_target(raw, target)
+                if found is None:
+                    break
+                endpoint, target = found
+                raw = await exchange.send(endpoint, method, target, None, seconds, request.headers)
+        if raw.status == 404 and request.check_v2:
+            await check_enabled(exchange, raw, target, seconds, request.headers)
+        return raw
+
+    async def _call(
+        self,
+        request: Request,
+        deadline: Deadline,
+        attempt: Callable[[str, float | None], Awaitable[_T]],
+        answer: Callable[[_T], RawResponse],
+        max_retries: int | None,
+        only: Sequence[str] | None,
+        stale_check: bool = True,
+    ) -> _T:
+        members = self.members
+        retries = self.max_retries if max_retries is None else max_retries
+        read = stale_check and request.idempotent and request.method in ("GET", "HEAD")
+        errors: dict[str, Exception] = {}
+        backoffs = 0
+        while True:
+            order = list(only) if only else members.order()
+            if not order:
+                raise members.give_up(errors)
+            for position, endpoint in enumerate(order):
+                remaining = deadline.remaining()
+                if remaining is not None and remaining <= 0:
+                    raise self._out_of_time(errors, request, deadline)
+                seconds = remaining
+                if remaining is not None and request.idempotent:
+                    seconds = remaining / (len(order) - position)
+                try:
+                    result = await attempt(endpoint, seconds)
+                except EtcdTLSError:
+                    raise  # a configuration error: every member would fail the same way
+                except EtcdConnectionError as e:
+                    cause = e.__cause__
+                    sent = not (cause is not None and never_left(cause))
+                    if sent and not request.idempotent:
+                        members.unpin(endpoint)
+                        raise EtcdOutcomeUnknown(endpoint, request.method, request.what, e) from e
+                    error: EtcdError = e
+                    busy = False
+                else:
+                    rejected, busy = members.judge(answer(result), read, request.keyspace)
+                    if rejected is None:
+                        members.pin(endpoint)
+                        return result
+                    error = rejected
+                    if busy and not request.idempotent:
+                        members.unpin(endpoint)
+                        raise EtcdOutcomeUnknown(endpoint, request.method, request.what, error)
+                errors[endpoint] = error
+                members.unpin(endpoint)
+                self.log.warn(
+                    "etcd member {endpoint} failed {method} {what}: {error}",
+                    endpoint=endpoint,
+                    method=request.method,
+                    what=request.what,
+                    error=str(error),
+                )
+                last = position == len(order) - 1
+                if busy and not last and backoffs < retries:
+                    await self._back_off(backoffs, errors, request, deadline)
+                    backoffs += 1
+            if backoffs >= retries:
+                raise members.give_up(errors)
+            await self._back_off(backoffs, errors, request, deadline)
+            backoffs += 1
+
+    async def _back_off(
+        self, backoffs: int, errors: dict[str, Exception], request: Request, deadline: Deadline
+    ) -> None:
+        delay = self.retry_policy(backoffs)
+        if not deadline.allows(delay):
+            raise self._out_of_time(errors, request, deadline)
+        self.log.info(
+            "etcd: all members failed {method} {what}; retry {attempt} in {delay:.2f}s",
+            method=request.method,
+            what=request.what,
+            attempt=backoffs + 1,
+            delay=delay,
+        )
+        await deferLater(self.clock, delay, lambda: None)
+
+    def _out_of_time(
+        self, errors: dict[str, Exception], request: Request, deadline: Deadline
+    ) -> EtcdError:
+        found = self.members.give_up(errors)
+        if isinstance(found, EtcdTimeout):
+            # One member that timed out: name the call's limit, not the attempt's share.
+            return EtcdTimeout(
+                found.endpoint, f"{request.method} {request.what}", deadline.seconds or 0.0
+            )
+        return found
+
+
+def _same(raw: RawResponse) -> RawResponse:
+    return raw
+
+
+def _first(found: tuple[RawResponse, bool]) -> RawResponse:
+    return found[0]
+
+
+def _follow(d: Deferred[None]) -> Deferred[None]:
+    """
+    A new Deferred firing when ``d`` does, leaving ``d``'s result alone.
+    """
+    result: Deferred[None] = Deferred()
+
+    def fire(outcome: object) -> object:
+        result.callback(None)
+        return outcome
+
+    d.addBoth(fire)
+    return result
