@@ -20,14 +20,14 @@ export DEBIAN_FRONTEND := noninteractive
 # apt needs root: use sudo when we are not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
 
-.PHONY: test demo setup venv etcd lint typecheck docs trial clean
+.PHONY: test demo setup venv etcd tinyproxy lint typecheck docs trial clean
 
 test: setup lint typecheck docs trial
 
 demo: setup
 	$(BIN)/python examples/demo.py
 
-setup: venv etcd
+setup: venv etcd tinyproxy
 
 venv: $(VENV)/.installed
 
@@ -61,6 +61,16 @@ etcd:
 		$(SUDO) apt-get install -y etcd-server; \
 	fi
 
+# The proxy tests (tests/integration/test_proxy.py) start Debian's tinyproxy.
+tinyproxy:
+	@if command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ]; then \
+		echo "tinyproxy: found"; \
+	else \
+		echo "tinyproxy: not found, installing tinyproxy-bin with apt"; \
+		$(SUDO) apt-get update; \
+		$(SUDO) apt-get install -y tinyproxy-bin || $(SUDO) apt-get install -y tinyproxy; \
+	fi
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -73,7 +83,7 @@ typecheck: venv
 docs: venv
 	$(BIN)/sphinx-build -n -W --keep-going -q -E -b html docs docs/_build/html
 
-trial: venv etcd
+trial: venv etcd tinyproxy
 	$(BIN)/python -m twisted.trial $(TRIAL_ARGS) $(TESTS)
 
 clean:
@@ -109,3 +119,9 @@ BENCH_WATCH_ARGS ?= --rounds 3
 
 bench-watch: setup
 	PYTHONPATH=. $(BIN)/python bench/watch_bench.py $(BENCH_WATCH_ARGS)
+
+# The MemoryEtcd row (bench/README.rst): one in-memory key-space round trip per call, no etcd.
+.PHONY: bench-memory
+
+bench-memory: venv
+	$(BIN)/python bench/memory_bench.py

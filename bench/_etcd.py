@@ -13,11 +13,13 @@ import os
 import resource
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 
 def _free_port() -> int:
@@ -45,10 +47,46 @@ def running_etcd(binary: str = "etcd", deadline: float = 30.0) -> Iterator[str]:
     :returns: (yields) the client URL.
     :raises RuntimeError: when etcd does not come up in time.
     """
+    with _running(binary, deadline, tls=False) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def running_tls_etcd(binary: str = "etcd", deadline: float = 30.0) -> Iterator[tuple[str, str]]:
+    """
+    Run one etcd member serving its clients over TLS (no client certificates).
+
+    :param binary: the etcd executable.
+    :param deadline: seconds to wait for it to answer.
+    :returns: (yields) the ``https://`` client URL and the path of its CA certificate.
+    :raises RuntimeError: when etcd does not come up in time.
+    """
+    with _running(binary, deadline, tls=True) as (url, ca):
+        assert ca is not None
+        yield url, ca
+
+
+def tls_context(ca: str | None) -> ssl.SSLContext | None:
+    """
+    :returns: a client TLS context trusting ``ca``, or ``None`` without one.
+    """
+    return None if ca is None else ssl.create_default_context(cafile=ca)
+
+
+@contextlib.contextmanager
+def _running(binary: str, deadline: float, tls: bool) -> Iterator[tuple[str, str | None]]:
     path = shutil.which(binary) or "/usr/bin/etcd"
     data = tempfile.mkdtemp(prefix="txetcd2-bench-")
     client, peer = _free_port(), _free_port()
-    url = f"http://127.0.0.1:{client}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{client}"
+    ca: str | None = None
+    extra: list[str] = []
+    if tls:
+        from txetcd2._embedded.certificates import write_tls_files
+
+        files = write_tls_files(Path(data))
+        ca = str(files.ca)
+        extra = files.etcd_args(client_cert_auth=False)
     log = open(os.path.join(data, "etcd.log"), "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [
@@ -62,6 +100,7 @@ def running_etcd(binary: str = "etcd", deadline: float = 30.0) -> Iterator[str]:
             f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
             f"--initial-cluster=bench=http://127.0.0.1:{peer}",
             "--log-level=error",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -73,7 +112,9 @@ def running_etcd(binary: str = "etcd", deadline: float = 30.0) -> Iterator[str]:
             if proc.poll() is not None:
                 raise RuntimeError(f"etcd exited with {proc.returncode}; see {data}/etcd.log")
             try:
-                with urllib.request.urlopen(url + "/v2/keys/", timeout=1) as answer:
+                with urllib.request.urlopen(
+                    url + "/v2/keys/", timeout=1, context=tls_context(ca)
+                ) as answer:
                     if answer.status == 200:
                         break
             except OSError:
@@ -81,7 +122,7 @@ def running_etcd(binary: str = "etcd", deadline: float = 30.0) -> Iterator[str]:
             if time.monotonic() > end:
                 raise RuntimeError(f"etcd did not answer within {deadline}s")
             time.sleep(0.1)
-        yield url
+        yield url, ca
     finally:
         proc.terminate()
         try:

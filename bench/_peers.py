@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +50,14 @@ def aio_etcd_client(url: str) -> Any:
     """
     aio_etcd = importlib.import_module("aio_etcd")
     host, port = _host_port(url)
+    if url.startswith("https://"):  # workload C over TLS: the CA comes from the bench
+        return aio_etcd.Client(
+            host=host,
+            port=port,
+            protocol="https",
+            ca_cert=os.environ["BENCH_CA"],
+            loop=asyncio.get_running_loop(),
+        )
     return aio_etcd.Client(host=host, port=port, loop=asyncio.get_running_loop())
 
 

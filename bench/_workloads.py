@@ -80,10 +80,8 @@ def _twisted_calls(client: str, reactor: Any, url: str, prefix: str, key: str) -
     def name(i: int) -> str:
         return key if i <= 0 else f"{prefix}/{i}"
 
-    if client == "txetcd2":
-        from txetcd2 import EtcdClient
-
-        etcd = EtcdClient(url, reactor=reactor)
+    if client.startswith("txetcd2"):
+        etcd, closing = _txetcd2_client(client, reactor, url)
 
         async def set_(i: int) -> Any:
             return await etcd.set(name(i), f"v{i}")
@@ -91,12 +89,18 @@ def _twisted_calls(client: str, reactor: Any, url: str, prefix: str, key: str) -
         async def get(i: int) -> Any:
             return await etcd.get(name(i))
 
-        return set_, get, etcd.close
+        return set_, get, closing
 
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 64
     pool.retryAutomatically = False
-    agent = Agent(reactor, pool=pool)
+    agent: Any = Agent(reactor, pool=pool)
+    close: Callable[[], Any] = pool.closeCachedConnections
+    if client == "pool":
+        from txetcd2._transport.pool import EtcdAgent
+
+        agent = EtcdAgent(reactor)
+        client, close = "agent", agent.closeCachedConnections
     base = url.encode("ascii") + b"/v2/keys/"
     form = Headers({b"content-type": [b"application/x-www-form-urlencoded"]})
 
@@ -113,7 +117,7 @@ def _twisted_calls(client: str, reactor: Any, url: str, prefix: str, key: str) -
             response = await agent.request(b"GET", base + name(i).encode("ascii"))
             return json.loads(await readBody(response))
 
-        return set_, get, pool.closeCachedConnections
+        return set_, get, close
 
     if client == "treq":
         from treq.client import HTTPClient
@@ -132,6 +136,39 @@ def _twisted_calls(client: str, reactor: Any, url: str, prefix: str, key: str) -
         return set_, get, pool.closeCachedConnections
 
     raise SystemExit(f"unknown Twisted client {client!r}")
+
+
+def _txetcd2_client(client: str, reactor: Any, url: str) -> tuple[Any, Callable[[], Any]]:
+    """
+    The ``EtcdClient`` of a txetcd2 row and what closes it: ``txetcd2`` (its
+    default agent: the pool, pipelining reads 8 deep), ``txetcd2-twisted``
+    (Twisted's ``Agent``, the fallback without httptools) or
+    ``txetcd2-unpipelined`` (the pool without pipelining;
+    ``BENCH_PIPELINE_DEPTH`` sets another depth).
+    """
+    from txetcd2 import EtcdClient
+    from txetcd2._transport.default import default_agent
+
+    if client == "txetcd2":
+        etcd = EtcdClient(url, reactor=reactor, ca=os.environ.get("BENCH_CA"))
+        return etcd, etcd.close
+    if client == "txetcd2-twisted":
+        agent, close = default_agent(reactor, None, 5.0, 64, pool=False)
+    elif client == "txetcd2-unpipelined":
+        from txetcd2._transport.pool import EtcdAgent
+
+        depth = int(os.environ.get("BENCH_PIPELINE_DEPTH", "1"))
+        pipelined = EtcdAgent(reactor, None, 5.0, pipeline_depth=depth)
+        agent, close = pipelined, pipelined.closeCachedConnections
+    else:
+        raise SystemExit(f"unknown txetcd2 client {client!r}")
+    etcd = EtcdClient(url, reactor=reactor, agent=agent)
+
+    async def closing() -> None:
+        await etcd.close()
+        await close()
+
+    return etcd, closing
 
 
 def _run_twisted(client: str, workload: str, url: str, n: int, inflight: int, prefix: str) -> Any:

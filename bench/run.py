@@ -32,26 +32,47 @@ import time
 import urllib.request
 from typing import Any
 
-from bench._etcd import running_etcd
+from bench._etcd import running_etcd, running_tls_etcd, tls_context
 from bench._idle import report_lines, run_e
 
 #: Each worker process is bounded in time.
 WORKER_DEADLINE = 120.0
-B_CLIENTS = ("txetcd2", "agent", "treq", "python-etcd", "aio_etcd")
-C_CLIENTS = ("txetcd2", "agent", "treq", "aio_etcd")
+B_CLIENTS = ("txetcd2", "txetcd2-twisted", "pool", "agent", "treq", "python-etcd", "aio_etcd")
+#: Workload C over TLS (an https:// etcd, server certificate only).
+C_TLS_CLIENTS = ("txetcd2", "aio_etcd")
+C_CLIENTS = (
+    "txetcd2",
+    "txetcd2-unpipelined",
+    "txetcd2-twisted",
+    "pool",
+    "agent",
+    "treq",
+    "aio_etcd",
+)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 Figures = dict[str, float]
 
 
-def worker(client: str, workload: str, url: str, n: int, inflight: int, prefix: str) -> Any:
+def worker(
+    client: str,
+    workload: str,
+    url: str,
+    n: int,
+    inflight: int,
+    prefix: str,
+    ca: str | None = None,
+) -> Any:
     """
-    Run one client through one workload in a fresh process.
+    Run one client through one workload in a fresh process (``ca``: the CA
+    certificate of an ``https://`` etcd).
 
     :returns: its figures by phase.
     :raises RuntimeError: when the worker fails or runs out of time.
     """
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if ca is not None:
+        env["BENCH_CA"] = ca  # the CA of an https:// etcd
     args = [sys.executable, "-m", "bench._workloads", client, workload, url, str(n)]
     done = subprocess.run(
         [*args, str(inflight), prefix],
@@ -110,14 +131,14 @@ def import_ms(module: str, tries: int = 5) -> float:
     return best
 
 
-def put(url: str, key: str, value: str) -> None:
+def put(url: str, key: str, value: str, ca: str | None = None) -> None:
     """
     Set a key with the standard library (the fixture, not measured).
     """
     request = urllib.request.Request(
         f"{url}/v2/keys/{key}", data=f"value={value}".encode(), method="PUT"
     )
-    with urllib.request.urlopen(request, timeout=10) as answer:
+    with urllib.request.urlopen(request, timeout=10, context=tls_context(ca)) as answer:
         answer.read()
 
 
@@ -129,9 +150,11 @@ def one_round(
     wrk_seconds: int,
     watch_keys: int,
     idle: tuple[int, ...] = (),
+    tls: tuple[str, str] | None = None,
 ) -> dict[str, Figures]:
     """
-    Measure every client once.
+    Measure every client once (``tls``: the URL and CA of an ``https://``
+    etcd for the C over TLS rows).
 
     :returns: figures by row name (``"B set txetcd2"``, ...).
     """
@@ -142,6 +165,10 @@ def one_round(
             rows[f"B {phase} {client}"] = figures
     for client in C_CLIENTS:
         rows[f"C get {client}"] = worker(client, "C", url, gets, 64, "bench/x")["get"]
+    if tls is not None:
+        for client in C_TLS_CLIENTS:
+            found = worker(client, "C", tls[0], gets, 64, "bench/x", ca=tls[1])
+            rows[f"C tls {client}"] = found["get"]
     if watch_keys:
         rows["D watch txetcd2"] = worker("txetcd2", "D", url, watch_keys, 32, f"bench/d{r}")[
             "watch"
@@ -160,20 +187,15 @@ def reference(row: str) -> str:
     :returns: the row that ``row``'s ratio is taken to.
     """
     workload, phase, _ = row.split(" ", 2)
-    return f"{workload} {phase} agent" if workload == "B" else "C get aio_etcd"
+    return f"{workload} {phase} agent" if workload == "B" else f"C {phase} aio_etcd"
 
 
 #: The issue's targets: (label, row, reference row, figure, at least).
 TARGETS = (
-    ("C ops/s >= 1.3x aio_etcd", "C get txetcd2", "C get aio_etcd", "ops", 1.3),
-    (
-        "B gets ops/s >= 1.1x python-etcd",
-        "B get txetcd2",
-        "B get python-etcd",
-        "ops",
-        1.1,
-    ),
-    ("B sets ops/s >= 0.95x raw Agent", "B set txetcd2", "B set agent", "ops", 0.95),
+    ("C ops/s >= 1.5x aio_etcd", "C get txetcd2", "C get aio_etcd", "ops", 1.5),
+    ("C TLS ops/s >= 1.3x aio_etcd TLS", "C tls txetcd2", "C tls aio_etcd", "ops", 1.3),
+    ("B gets ops/s >= 1.3x python-etcd", "B get txetcd2", "B get python-etcd", "ops", 1.3),
+    ("B sets ops/s >= 1.2x python-etcd", "B set txetcd2", "B set python-etcd", "ops", 1.2),
 )
 
 
@@ -212,7 +234,10 @@ def report(rounds: list[dict[str, Figures]]) -> str:
         )
         lines.append(f"{row:28} {spread(ops):>22} {spread(ratios):>20} {extra}")
     lines.append("")
-    lines.append("references: B rows -> the raw Agent loop of the same phase; C rows -> aio_etcd")
+    lines.append(
+        "references: B rows -> the raw Agent loop of the same phase; C rows -> aio_etcd "
+        "(C tls: aio_etcd over TLS)"
+    )
     lines.append("")
     lines.append("targets (ratio per round):")
     for label, row, ref, figure, least in TARGETS:
@@ -272,10 +297,11 @@ def main(argv: list[str] | None = None) -> None:
     idle = tuple(n for n in (int(x) for x in idle_text.split(",")) if n > 0)
     started = time.monotonic()
     results: list[dict[str, Figures]] = []
-    with running_etcd(options.etcd) as url:
+    with running_etcd(options.etcd) as url, running_tls_etcd(options.etcd) as tls:
         put(url, "bench/c", "x" * 32)
+        put(tls[0], "bench/c", "x" * 32, ca=tls[1])
         for r in range(rounds):
-            results.append(one_round(url, r, keys, gets, wrk_seconds, watch_keys, idle))
+            results.append(one_round(url, r, keys, gets, wrk_seconds, watch_keys, idle, tls))
             print(f"round {r + 1}/{rounds} done", file=sys.stderr)
     print(
         f"{rounds} round(s), B {keys} keys, C {gets} gets x 64 in flight, "

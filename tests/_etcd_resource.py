@@ -59,6 +59,11 @@ class EtcdResource(Resource):
         like a paused member.
     :ivar failures: canned answers ``(status, body)`` for the next watch or
         read requests, first first.
+    :ivar raw: canned answers ``(status, headers, body)`` sent as they are (no
+        ``X-Etcd-Index`` unless given), for the next requests, first first; a
+        body of ``None`` sends the headers and keeps the body open.
+    :ivar disabled: answer like etcd without ``--enable-v2``: a plain-text 404
+        for every ``/v2`` path; ``/version`` still answers.
     :ivar requests: every request received, as ``(host, path, query)``.
     :ivar watches: the watches still open.
     """
@@ -76,6 +81,8 @@ class EtcdResource(Resource):
         self.silent: set[str] = set()
         self.unanswered: set[str] = set()
         self.failures: list[tuple[int, dict[str, Any]]] = []
+        self.raw: list[tuple[int, dict[str, str], bytes | None]] = []
+        self.disabled = False
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.watches: list[Watch] = []
 
@@ -174,6 +181,17 @@ class EtcdResource(Resource):
         self.requests.append((host, path, query))
         if host in self.unanswered:
             return NOT_DONE_YET
+        if self.raw:
+            status, headers, raw_body = self.raw.pop(0)
+            request.setResponseCode(status)
+            for name, value in headers.items():
+                request.setHeader(name, value)
+            if raw_body is None:
+                request.write(b"")
+                return NOT_DONE_YET
+            return raw_body
+        if self.disabled:
+            return self._disabled(request, path)
         request.setHeader("content-type", "application/json")
         request.setHeader("x-etcd-index", str(self.index))
         if self.failures:
@@ -187,6 +205,14 @@ class EtcdResource(Resource):
         if query.get("wait") == "true":
             return self._watch(request, host, key, query)
         return self._read(request, key, query.get("recursive") == "true")
+
+    def _disabled(self, request: Request, path: str) -> bytes:
+        if path == "/version":
+            request.setHeader("content-type", "application/json")
+            return _json({"etcdserver": "3.4.23", "etcdcluster": "3.4.0"})
+        request.setResponseCode(404)
+        request.setHeader("content-type", "text/plain; charset=utf-8")
+        return b"404 page not found\n"
 
     def _read(self, request: Request, key: str, recursive: bool) -> bytes:
         if key in self.values:
@@ -237,8 +263,8 @@ class EtcdResource(Resource):
                 watch.since = 2**63
         self.watches.append(watch)
         request.notifyFinish().addBoth(lambda _: self._close(watch))
-        if stream:
-            request.write(b"")
+        # etcd flushes a watch's headers at once, long-polls included.
+        request.write(b"")
         return NOT_DONE_YET
 
     def _matches(self, watch: Watch, event: Event) -> bool:

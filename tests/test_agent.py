@@ -4,6 +4,7 @@ Unit tests for the client's own agent: one endpoint per member, and no cookies.
 
 from __future__ import annotations
 
+import os
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
 from urllib.request import Request
@@ -30,6 +31,8 @@ from txetcd2._transport.agent import (
     caching_agent,
     etcd_http_client,
 )
+from txetcd2._transport.default import default_agent, has_httptools
+from txetcd2._transport.pool import EtcdAgent
 from txetcd2._transport.tls import ClientTLSPolicy
 from txetcd2.testing._fakes import RecordingAgent
 
@@ -213,25 +216,25 @@ class ClientAgentTests(SynchronousTestCase):
     The agent EtcdClient builds for itself.
     """
 
+    def setUp(self) -> None:
+        self.patch(os, "environ", {})  # whatever TXETCD2_AGENT the suite runs with
+
     def test_pool_sized_and_endpoints_cached(self) -> None:
-        """The client's own agent uses a pool of pool_size idle connections per member
-        and one endpoint per member."""
+        """The client's own agent is the agent pool, capped at pool_size connections
+        per member, with one endpoint per member."""
         reactor = MemoryReactorClock()
         client = EtcdClient("http://127.0.0.1:2379", reactor=reactor, pool_size=17, max_retries=0)
-        pool = client._pool
-        assert pool is not None
-        self.assertEqual(pool.maxPersistentPerHost, 17)
-        self.assertFalse(pool.retryAutomatically)
-        agent: Any = client._exchange._http._agent
-        self.assertIs(agent._pool, pool)
-        self.assertIsInstance(agent._endpointFactory, EndpointCache)
+        agent: Any = client._session.exchange._http._agent
+        self.assertIsInstance(agent, EtcdAgent)
+        self.assertEqual((agent._cap, agent._max_idle), (17, 17))
+        self.assertIsInstance(agent._endpoints, EndpointCache)
         requests = [client.get("a"), client.get("b")]
         self.assertEqual(len(reactor.tcpClients), 2)  # two requests in flight: two connections
         for host, port, factory, timeout, _ in reactor.tcpClients:
             self.assertEqual((host, port, timeout), ("127.0.0.1", 2379, 5.0))
             refused = Failure(ConnectionRefusedError())
             factory.clientConnectionFailed(None, refused)  # type: ignore[arg-type]
-        self.assertEqual(len(agent._endpointFactory._endpoints), 1)
+        self.assertEqual(len(agent._endpoints._endpoints), 1)
         reactor.advance(1)  # HostnameEndpoint gives up once no address is left to try
         for request in requests:
             self.failureResultOf(request, EtcdConnectionError)
@@ -239,8 +242,35 @@ class ClientAgentTests(SynchronousTestCase):
         self.assertEqual(reactor.getDelayedCalls(), [])
 
     def test_default_pool_size(self) -> None:
-        """By default the pool keeps 64 idle connections per member, enough for
-        64 requests in flight."""
+        """By default the pool keeps up to 64 connections per member, enough for
+        64 requests in flight, and pipelines reads 8 deep once 8 are open."""
         client = EtcdClient("http://127.0.0.1:2379", reactor=MemoryReactorClock())
-        assert client._pool is not None
-        self.assertEqual(client._pool.maxPersistentPerHost, 64)
+        agent: Any = client._session.exchange._http._agent
+        self.assertEqual((agent._cap, agent._max_idle), (64, 64))
+        self.assertEqual((agent._depth, agent._pipeline_from), (8, 8))
+
+    def test_twisted_fallback(self) -> None:
+        """Without the agent pool, the client's agent is Twisted's Agent over a pool of
+        pool_size idle connections per member that never retries on its own."""
+        reactor = MemoryReactorClock()
+        agent, close = default_agent(reactor, None, 2.0, 17, pool=False)
+        self.assertIsInstance(agent, Agent)
+        pool: Any = agent._pool  # type: ignore[attr-defined]
+        self.assertIsInstance(pool, HTTPConnectionPool)
+        self.assertEqual(pool.maxPersistentPerHost, 17)
+        self.assertFalse(pool.retryAutomatically)
+        self.successResultOf(close())
+
+    def test_twisted_by_environment(self) -> None:
+        """TXETCD2_AGENT=twisted picks Twisted's Agent even with httptools."""
+        self.patch(os, "environ", {"TXETCD2_AGENT": "Twisted"})
+        agent, close = default_agent(MemoryReactorClock(), None, 2.0, 3)
+        self.assertIsInstance(agent, Agent)
+        self.successResultOf(close())
+
+    def test_pool_when_httptools(self) -> None:
+        """The agent pool is picked exactly when httptools can be imported."""
+        agent, close = default_agent(MemoryReactorClock(), None, 2.0, 3)
+        self.assertTrue(has_httptools())
+        self.assertIsInstance(agent, EtcdAgent)
+        self.successResultOf(close())

@@ -25,6 +25,7 @@ from txetcd2._tap import command as _tap
 from txetcd2._tap.command import Options, makeService
 from txetcd2._tap.lines import json_line, text_line
 from txetcd2._tap.service import FixedEndpoints, WatchService
+from txetcd2._wire.errors import EtcdV2Disabled
 from txetcd2._wire.models import EtcdNode, EtcdResponse
 
 
@@ -224,6 +225,24 @@ class MakeServiceTests(SynchronousTestCase):
         watch = IServiceCollection(service).getServiceNamed("etcd-watch")
         self.assertIsInstance(watch, WatchService)
 
+    def test_fatal_exits_non_zero(self) -> None:
+        """When watching cannot go on, the reason goes to stderr and the exit status is 1."""
+        err = io.StringIO()
+        statuses: list[int] = []
+        service = makeService(
+            parse("-e", "http://a:2379", "-p", "/x"),
+            Clock(),
+            io.StringIO(),
+            err=err,
+            exit_status=statuses.append,
+        )
+        watch = IServiceCollection(service).getServiceNamed("etcd-watch")
+        assert isinstance(watch, WatchService)
+        watch._watcher_stopped(Failure(EtcdV2Disabled("http://a:2379", "3.4.23")))
+        self.assertEqual(statuses, [1])
+        message = "etcd-watch: the watch of /x gave up: the v2 API is disabled"
+        self.assertIn(message, err.getvalue())
+
 
 class WatchServiceTests(SynchronousTestCase):
     """
@@ -341,6 +360,7 @@ class WatchServiceTests(SynchronousTestCase):
         service.startService()
         self.clients[0].watchers[0].fire("stop", Failure(RuntimeError("boom")))
         self.assertEqual(self.fatal, [True])
+        self.assertEqual(service.fatal_error, "the watch of /app gave up: boom")
         self.assertEqual(len(self.flushLoggedErrors()), 0)
 
     def test_start_fails(self) -> None:

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from txetcd2 import EtcdClient, EtcdResponse, HubWatcher, WatchHub
+from txetcd2._watch import watcher as watcher_module
 from txetcd2.testing._fakes import FakeRequest, FakeResponse, RecordingAgent, error_body, node_body
 
 
@@ -33,6 +34,8 @@ class HubTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.agent = RecordingAgent(self.clock)
+        # The probe's jitter pinned: exact delays.
+        self.patch(watcher_module, "jitter", lambda: 0.0)
         self.client = EtcdClient("http://h1:2379", reactor=self.clock, agent=self.agent)
         self.hub = WatchHub(
             self.client, "/p", retry_policy=backoffPolicy(jitter=lambda: 0.0), idle_timeout=30

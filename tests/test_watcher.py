@@ -23,6 +23,7 @@ from txetcd2 import (
     RaftInternal,
     Watcher,
 )
+from txetcd2._watch import watcher as watcher_module
 from txetcd2.testing._fakes import FakeRequest, FakeResponse, RecordingAgent, error_body, node_body
 
 
@@ -44,6 +45,8 @@ class WatcherTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.agent = RecordingAgent(self.clock)
+        # The probe's jitter pinned: exact delays.
+        self.patch(watcher_module, "jitter", lambda: 0.0)
         self.client = EtcdClient(self.endpoints, reactor=self.clock, agent=self.agent, timeout=2.0)
         self.seen: list[tuple[str, Any]] = []
         self.watchers: list[Watcher] = []
@@ -63,6 +66,8 @@ class WatcherTestCase(SynchronousTestCase):
         """
         kwargs.setdefault("retry_policy", backoffPolicy(jitter=lambda: 0.0))
         kwargs.setdefault("idle_timeout", 30.0)
+        # The probe has its own tests (test_watcher_probe.py); these test the rest.
+        kwargs.setdefault("probe_interval", None)
         w = self.client.watcher(key, **kwargs)
         for name in ("change", "resync", "reconnect", "error", "stop"):
             w.on(name, lambda payload, name=name: self.seen.append((name, payload)))
@@ -614,5 +619,5 @@ class ExportTests(SynchronousTestCase):
         self.assertIn("Watcher", txetcd2.__all__)
         self.assertEqual(
             set(watch.EVENT_NAMES) - set(watch.ACTIONS),
-            {"change", "resync", "reconnect", "error", "stop"},
+            {"change", "resync", "reconnect", "lagging", "error", "stop"},
         )

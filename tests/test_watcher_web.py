@@ -1,24 +1,29 @@
 """
-Unit tests for the Watcher against an in-memory etcd resource behind treq's
-``RequestTraversalAgent``: real HTTP/1.1 framing (chunked bodies cut
-anywhere, truncated bodies, aborted connections), a Clock for every timer.
+Unit tests for the Watcher over real HTTP/1.1 framing in memory (chunked bodies cut anywhere,
+truncated bodies, aborted connections), a Clock for every timer: against the public
+:class:`txetcd2.testing.MemoryEtcd`, and against the private ``tests._etcd_resource`` only where
+a test needs what the public kit does not offer (stream bytes cut into pieces of any size and
+several events in one write).
 """
 
 from typing import Any
 
 from treq.testing import RequestTraversalAgent
 from twisted.application.internet import backoffPolicy
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests._etcd_resource import EtcdResource, cut_every
-from txetcd2 import EtcdClient, EtcdConnectionError, EtcdTimeout, Watcher
+from txetcd2 import EtcdClient, EtcdConnectionError, EtcdResponse, EtcdTimeout, Watcher
+from txetcd2._watch import watcher as watcher_module
+from txetcd2.testing import MemoryEtcd
 
 
 class WebWatcherTestCase(SynchronousTestCase):
     """
-    A client over the in-memory resource, a Clock, and a record of what
-    watchers report.
+    A client over the private in-memory resource, a Clock, and a record of
+    what watchers report.
     """
 
     hosts: tuple[str, ...] = ("h1:2379",)
@@ -26,6 +31,8 @@ class WebWatcherTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.etcd = EtcdResource()
+        # The probe's jitter pinned: exact delays.
+        self.patch(watcher_module, "jitter", lambda: 0.0)
         self.agent = RequestTraversalAgent(self.etcd)
         self.etcd.pump = self.agent.flush
         self.client = EtcdClient(
@@ -77,6 +84,8 @@ class WebWatcherTestCase(SynchronousTestCase):
         """
         kwargs.setdefault("retry_policy", backoffPolicy(jitter=lambda: 0.0))
         kwargs.setdefault("idle_timeout", 30.0)
+        # The probe has its own tests (test_watcher_probe.py); these test the rest.
+        kwargs.setdefault("probe_interval", None)
         w = self.client.watcher(key, **kwargs)
         for name in ("change", "resync", "reconnect", "error", "stop"):
             w.on(name, lambda payload, name=name: self.seen.append((name, payload)))
@@ -122,46 +131,127 @@ class ChunkingTests(WebWatcherTestCase):
             self.settle()
             self.assertEqual(self.events(), [*written, big, last], f"pieces of {size} bytes")
 
+
+class MemoryWatcherTestCase(SynchronousTestCase):
+    """
+    A client on a :class:`MemoryEtcd`, a writer client on its last member, and a record of
+    what watchers report.
+    """
+
+    members = 1
+
+    def setUp(self) -> None:
+        self.etcd = MemoryEtcd(members=self.members)
+        self.clock = self.etcd.clock
+        self.client = self.etcd.client(timeout=2.0)
+        self.writer = self.etcd.client(endpoints=[self.etcd.urls[-1]])
+        self.seen: list[tuple[str, Any]] = []
+        self.watchers: list[Watcher] = []
+
+    def tearDown(self) -> None:
+        for w in self.watchers:
+            stopping = w.stop()
+            self.settle()
+            self.successResultOf(stopping)
+        for client in (self.client, self.writer):
+            closing = client.close()
+            self.settle()
+            self.successResultOf(closing)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.etcd.open_connections(), [])
+        self.assertEqual(self.etcd.watch_count, 0)
+
+    def settle(self) -> None:
+        """
+        Deliver every byte and run what is due now.
+        """
+        for _ in range(5):
+            self.etcd.kick()
+            self.clock.advance(0)
+
+    def advance(self, seconds: float) -> None:
+        """
+        Move the clock, then settle.
+        """
+        self.clock.advance(seconds)
+        self.settle()
+
+    def set(self, key: str, value: str) -> int:
+        """
+        Write through the writer client; the change's index.
+        """
+        return self.successResultOf(self.writer.set(key, value)).index
+
+    def watcher(self, key: str = "/k", **kwargs: Any) -> Watcher:
+        """
+        A started watcher whose every event is recorded, with pinned jitter.
+        """
+        kwargs.setdefault("retry_policy", backoffPolicy(jitter=lambda: 0.0))
+        kwargs.setdefault("idle_timeout", 30.0)
+        w = self.client.watcher(key, **kwargs)
+        for name in ("change", "resync", "reconnect", "error", "stop"):
+            w.on(name, lambda payload, name=name: self.seen.append((name, payload)))
+        self.watchers.append(w)
+        w.start()
+        self.settle()
+        return w
+
+    def events(self) -> list[int]:
+        """
+        The indexes of the changes delivered so far.
+        """
+        return [p.index for n, p in self.seen if n == "change"]
+
+    def reported(self, name: str) -> list[Any]:
+        """
+        The payloads reported under ``name`` so far.
+        """
+        return [p for n, p in self.seen if n == name]
+
+    def watch_queries(self) -> list[dict[str, str]]:
+        """
+        The queries of the watch requests received so far.
+        """
+        return [r.query for r in self.etcd.requests if r.is_watch]
+
+
+class CatchUpTests(MemoryWatcherTestCase):
+    """
+    An old index is caught up with long-polls, then the stream takes over.
+    """
+
     def test_stream_from_now(self) -> None:
         """Without an index the watcher streams from etcd's index and sends one request."""
-        self.etcd.set("/k", "old")
+        self.set("/k", "old")
         w = self.watcher()
-        written = [self.etcd.set("/k", str(i)) for i in range(3)]
+        written = [self.set("/k", str(i)) for i in range(3)]
         self.settle()
         self.assertEqual(self.events(), written)
         self.assertEqual(w.index, written[-1])
         self.assertEqual(self.watch_queries(), [{"wait": "true", "stream": "true"}])
 
-
-class CatchUpTests(WebWatcherTestCase):
-    """
-    An old index is caught up with long-polls, then the stream takes over.
-    """
-
     def test_catch_up_then_stream(self) -> None:
         """History from the wanted index comes first, then the stream's events, none twice."""
-        old = [self.etcd.set("/k", str(i)) for i in range(10)]
-        self.etcd.set("/other", "x")
+        old = [self.set("/k", str(i)) for i in range(10)]
+        self.set("/other", "x")
         w = self.watcher(index=old[3])
-        live = [self.etcd.set("/k", f"live{i}") for i in range(5)]
+        live = [self.set("/k", f"live{i}") for i in range(5)]
         self.settle()
         self.assertEqual(self.events(), old[3:] + live)
         self.assertEqual(w.index, live[-1])
-        polls = [q for q in self.watch_queries() if "waitIndex" in q]
-        self.assertEqual(
-            [int(q["waitIndex"]) for q in polls], [i for i in old[3:]] + [old[-1] + 1]
-        )
+        polls = [q for q in self.watch_queries() if "waitIndex" in q and "stream" not in q]
+        self.assertEqual([int(q["waitIndex"]) for q in polls], [*old[3:], old[-1] + 1])
         self.assertEqual([w.stream for w in self.etcd.watches], [True])
         self.assertEqual(self.reported("reconnect"), [])
 
     def test_changes_during_catch_up(self) -> None:
-        """Changes streamed while history is still being caught up come after it, once each."""
-        old = [self.etcd.set("/k", str(i)) for i in range(4)]
-        live: list[int] = []
+        """Changes made while history is still being caught up come after it, once each."""
+        old = [self.set("/k", str(i)) for i in range(4)]
+        writes: list[Deferred[EtcdResponse]] = []
 
         def write_once(event: object) -> None:
-            if not live:
-                live.extend(self.etcd.apply([("/k", "a"), ("/k", "b")]))
+            if not writes:
+                writes.extend([self.writer.set("/k", "a"), self.writer.set("/k", "b")])
 
         w = self.client.watcher("/k", index=old[0], idle_timeout=30.0)
         w.on("change", write_once)
@@ -169,16 +259,18 @@ class CatchUpTests(WebWatcherTestCase):
         self.watchers.append(w)
         w.start()
         self.settle()
-        self.assertEqual(self.events(), old + live)
+        live = [self.successResultOf(d).index for d in writes]
         self.assertEqual(len(live), 2)
+        self.assertEqual(self.events(), old + live)
 
     def test_header_timeout(self) -> None:
         """A member that never answers is reported as a timeout after the client's timeout."""
-        old = [self.etcd.set("/k", str(i)) for i in range(3)]
-        self.etcd.unanswered.add("h1:2379")
+        old = [self.set("/k", str(i)) for i in range(3)]
+        member = self.etcd.members[0]
+        member.stop_answering()
         policy = backoffPolicy(jitter=lambda: 0.0)
         self.watcher(index=old[0], retry_policy=policy)
-        self.etcd.unanswered.clear()
+        member.restore()
         self.advance(1.999)
         self.assertEqual(self.reported("error"), [])
         self.advance(0.001)
@@ -187,44 +279,43 @@ class CatchUpTests(WebWatcherTestCase):
         self.assertIn("2", str(errors[0]))
         self.assertEqual(self.reported("reconnect"), [policy(1)])
         self.advance(policy(1))
-        live = self.etcd.apply([("/k", "a"), ("/k", "b")])
+        live = [self.set("/k", "a"), self.set("/k", "b")]
         self.settle()
         self.assertEqual(self.events(), old + live)
 
 
-class ResyncTests(WebWatcherTestCase):
+class ResyncTests(MemoryWatcherTestCase):
     """
     Lost history gives one resync, then the changes after it.
     """
 
     def test_index_cleared(self) -> None:
         """An index older than the history gives a quorum read, a resync, then the changes."""
-        self.etcd = EtcdResource(history=10)
-        self.agent = RequestTraversalAgent(self.etcd)
-        self.etcd.pump = self.agent.flush
-        self.client = EtcdClient("http://h1:2379", reactor=self.clock, agent=self.agent)
-        first = self.etcd.set("/d/a", "0")
+        self.tearDown()
+        self.etcd = MemoryEtcd(history=10)
+        self.clock = self.etcd.clock
+        self.client = self.etcd.client(timeout=2.0)
+        self.writer = self.etcd.client()
+        first = self.set("/d/a", "0")
         for i in range(30):
-            self.etcd.set(f"/d/k{i % 4}", str(i))
-        self.etcd.delete("/d/k3")
+            self.set(f"/d/k{i % 4}", str(i))
+        self.successResultOf(self.writer.delete("/d/k3"))
         w = self.watcher("/d", index=first + 1, recursive=True)
         resyncs = self.reported("resync")
         self.assertEqual(len(resyncs), 1)
-        self.assertEqual(resyncs[0].node.leaves(), {f"/d/{k}": v for k, v in _tree(self.etcd)})
-        self.assertEqual(resyncs[0].etcd_index, self.etcd.index)
-        reads = [q for _, _, q in self.etcd.requests if "wait" not in q]
+        reads = [r.query for r in self.etcd.requests if r.method == "GET" and not r.is_watch]
         self.assertEqual(reads, [{"recursive": "true", "sorted": "true", "quorum": "true"}])
-        after = self.etcd.apply([("/d/new", "1"), ("/d/k0", "2")])
+        tree = self.successResultOf(self.writer.get("/d", recursive=True))
+        self.assertEqual(resyncs[0].node.leaves(), tree.node.leaves())
+        self.assertEqual(len(tree.node.leaves()), 4)
+        self.assertEqual(resyncs[0].etcd_index, self.etcd.index)
+        after = [self.set("/d/new", "1"), self.set("/d/k0", "2")]
         self.settle()
         self.assertEqual(self.events(), after)
         self.assertEqual(w.index, after[-1])
 
 
-def _tree(etcd: EtcdResource) -> list[tuple[str, str]]:
-    return [(k.split("/")[-1], v[0]) for k, v in etcd.values.items()]
-
-
-class ReconnectTests(WebWatcherTestCase):
+class ReconnectTests(MemoryWatcherTestCase):
     """
     Ends of an answer are resumed from the last delivered index.
     """
@@ -232,12 +323,12 @@ class ReconnectTests(WebWatcherTestCase):
     def test_clean_end_reconnects_at_once(self) -> None:
         """A stream that ends cleanly is renewed at once, without the clock moving."""
         self.watcher()
-        first = self.etcd.set("/k", "1")
-        self.etcd.finish_streams()
+        first = self.set("/k", "1")
+        self.etcd.members[0].end_streams()
         self.settle()
         self.assertEqual(self.reported("reconnect"), [0.0])
-        self.assertEqual(len(self.etcd.watches), 1)
-        second = self.etcd.set("/k", "2")
+        self.assertEqual(self.etcd.watch_count, 1)
+        second = self.set("/k", "2")
         self.settle()
         self.assertEqual(self.events(), [first, second])
         self.assertEqual(self.reported("error"), [])
@@ -245,8 +336,8 @@ class ReconnectTests(WebWatcherTestCase):
     def test_truncated_body(self) -> None:
         """A body cut mid-line is reported, the half line dropped, and nothing lost or repeated."""
         self.watcher(retry_policy=lambda attempt: 1.5 * attempt)
-        first = self.etcd.set("/k", "1")
-        self.etcd.truncate_streams(b'{"action": "set", "node": {"key": "/k", "val')
+        first = self.set("/k", "1")
+        self.etcd.members[0].truncate_streams(b'{"action": "set", "node": {"key": "/k", "val')
         self.settle()
         errors = self.reported("error")
         self.assertEqual(len(errors), 1)
@@ -254,7 +345,7 @@ class ReconnectTests(WebWatcherTestCase):
         self.assertIn("cut short", str(errors[0].value))
         self.assertEqual(self.reported("reconnect"), [1.5])
         self.advance(1.5)
-        second = self.etcd.set("/k", "2")
+        second = self.set("/k", "2")
         self.settle()
         self.assertEqual(self.events(), [first, second])
 
@@ -262,20 +353,20 @@ class ReconnectTests(WebWatcherTestCase):
         """A stream silent for idle_timeout is dropped and renewed; bytes restart the timer."""
         self.watcher(idle_timeout=10.0)
         self.advance(9.0)
-        first = self.etcd.set("/k", "1")
+        first = self.set("/k", "1")
         self.advance(9.0)
         self.assertEqual(self.reported("reconnect"), [])
         self.advance(1.0)
         self.assertEqual(self.reported("reconnect"), [0.0])
-        self.assertEqual(len(self.etcd.watches), 1)
-        self.assertEqual(len(self.open_connections()), 1)
-        second = self.etcd.set("/k", "2")
+        self.assertEqual(self.etcd.watch_count, 1)
+        self.assertEqual(len(self.etcd.open_connections()), 1)
+        second = self.set("/k", "2")
         self.settle()
         self.assertEqual(self.events(), [first, second])
         self.assertEqual(self.reported("error"), [])
 
 
-class BackoffTests(WebWatcherTestCase):
+class BackoffTests(MemoryWatcherTestCase):
     """
     Failures back off with the retry policy's exact delays; success resets them.
     """
@@ -283,10 +374,12 @@ class BackoffTests(WebWatcherTestCase):
     def test_exact_delays(self) -> None:
         """Consecutive failures wait policy(1), policy(2), ...; a delivered event resets it."""
         policy = backoffPolicy(jitter=lambda: 0.0)
-        busy = {"errorCode": 300, "message": "Raft Internal Error", "cause": "", "index": 0}
-        self.etcd.failures = [(500, busy)] * 3
+        member = self.etcd.members[0]
+        member.fail(500)
         self.watcher(retry_policy=policy)
         for attempt in (1, 2, 3):
+            if attempt == 3:
+                member.restore()  # three failed answers, then normal ones
             delay = policy(attempt)
             self.assertEqual(self.reported("reconnect")[-1], delay)
             sent = len(self.etcd.requests)
@@ -295,57 +388,59 @@ class BackoffTests(WebWatcherTestCase):
             self.advance(0.001)
             self.assertEqual(len(self.etcd.requests), sent + 1)
         self.assertEqual(self.reported("reconnect"), [policy(1), policy(2), policy(3)])
-        first = self.etcd.set("/k", "1")
+        first = self.set("/k", "1")
         self.settle()
-        self.etcd.truncate_streams()
+        member.truncate_streams()
         self.settle()
         self.assertEqual(self.reported("reconnect")[-2:], [policy(3), policy(1)])
         self.advance(policy(1))
-        second = self.etcd.set("/k", "2")
+        second = self.set("/k", "2")
         self.settle()
         self.assertEqual(self.events(), [first, second])
 
 
-class MembersTests(WebWatcherTestCase):
+class MembersTests(MemoryWatcherTestCase):
     """
     With several members, silence and failures move the watcher to another one.
     """
 
-    hosts = ("h1:2379", "h2:2379", "h3:2379")
+    members = 3
 
     def test_silent_member_left(self) -> None:
-        """A member that accepts watches and stays silent is left after idle_timeout."""
-        self.etcd.silent.add("h1:2379")
+        """A member without quorum accepts watches and stays silent: it is left at idle_timeout."""
+        first_url, second_url, _ = self.etcd.urls
+        self.etcd.members[0].lose_quorum()
         w = self.watcher(idle_timeout=5.0)
-        self.assertEqual(w.endpoint, "http://h1:2379")
-        first = self.etcd.set("/k", "1")
+        self.assertEqual(w.endpoint, first_url)
+        first = self.set("/k", "1")
         self.settle()
         self.assertEqual(self.events(), [])
         self.advance(5.0)
-        self.assertEqual(w.endpoint, "http://h2:2379")
+        self.assertEqual(w.endpoint, second_url)
         self.settle()
         self.assertEqual(self.events(), [first])
         self.assertEqual(
-            [h for h, _, q in self.etcd.requests if "wait" in q][-2:], ["h2:2379"] * 2
+            [r.member for r in self.etcd.requests if r.is_watch][-2:], [second_url] * 2
         )
 
     def test_silent_member_after_history(self) -> None:
-        """History caught up from a silent member is not repeated by the next member."""
-        old = [self.etcd.set("/k", str(i)) for i in range(5)]
-        self.etcd.silent.add("h1:2379")
+        """History caught up from a member without quorum is not repeated by the next member."""
+        old = [self.set("/k", str(i)) for i in range(5)]
+        self.etcd.members[0].lose_quorum()
         w = self.watcher(index=old[1], idle_timeout=5.0)
         self.assertEqual(self.events(), old[1:])
-        live = self.etcd.set("/k", "live")
+        live = self.set("/k", "live")
         self.settle()
         self.assertEqual(self.events(), old[1:])
         self.advance(5.0)
-        self.assertEqual(w.endpoint, "http://h2:2379")
+        self.assertEqual(w.endpoint, self.etcd.urls[1])
         self.assertEqual(self.events(), [*old[1:], live])
         self.assertEqual(self.reported("error"), [])
 
     def test_unanswered_members_swept_then_back_off(self) -> None:
         """Members that never answer time out one after the other, then the watcher backs off."""
-        self.etcd.unanswered.update({"h1:2379", "h2:2379", "h3:2379"})
+        for member in self.etcd.members:
+            member.stop_answering()
         policy = backoffPolicy(jitter=lambda: 0.0)
         w = self.watcher(retry_policy=policy)
         self.advance(2.0)
@@ -355,15 +450,16 @@ class MembersTests(WebWatcherTestCase):
         self.assertEqual(self.reported("reconnect"), [0.0, 0.0, policy(1)])
         errors = [f.value for f in self.reported("error")]
         self.assertEqual([type(e) for e in errors], [EtcdTimeout] * 3)
-        self.etcd.unanswered.clear()
+        for member in self.etcd.members:
+            member.restore()
         self.advance(policy(1))
-        self.assertEqual(w.endpoint, "http://h1:2379")
-        first = self.etcd.set("/k", "1")
+        self.assertEqual(w.endpoint, self.etcd.urls[0])
+        first = self.set("/k", "1")
         self.settle()
         self.assertEqual(self.events(), [first])
 
 
-class StopTests(WebWatcherTestCase):
+class StopTests(MemoryWatcherTestCase):
     """
     stop() leaves no timer, no connection and no callback behind.
     """
@@ -371,39 +467,39 @@ class StopTests(WebWatcherTestCase):
     def test_stop_while_streaming(self) -> None:
         """Stopping aborts the stream; the server sees it go and later changes are not reported."""
         w = self.watcher()
-        first = self.etcd.set("/k", "1")
+        first = self.set("/k", "1")
         self.settle()
         stopping = w.stop()
         self.settle()
         self.successResultOf(stopping)
-        self.assertEqual(self.etcd.watches, [])
-        self.assertEqual(self.open_connections(), [])
+        self.assertEqual(self.etcd.watch_count, 0)
+        self.assertEqual(self.etcd.open_connections(), [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
-        self.etcd.set("/k", "2")
+        self.set("/k", "2")
         self.settle()
         self.assertEqual(self.events(), [first])
         self.assertEqual(self.reported("stop"), [None])
 
     def test_stop_while_catching_up(self) -> None:
         """Stopping during a pending long-poll and stream closes both."""
-        old = self.etcd.set("/k", "0")
-        self.etcd.set("/other", "x")
+        old = self.set("/k", "0")
+        self.set("/other", "x")
         w = self.watcher(index=old + 1)
-        self.assertEqual(len(self.etcd.watches), 2)
+        self.assertEqual(self.etcd.watch_count, 2)
         stopping = w.stop()
         self.settle()
         self.successResultOf(stopping)
-        self.assertEqual(self.etcd.watches, [])
-        self.assertEqual(self.open_connections(), [])
+        self.assertEqual(self.etcd.watch_count, 0)
+        self.assertEqual(self.etcd.open_connections(), [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_stop_during_backoff(self) -> None:
         """Stopping while waiting to retry cancels the wait."""
-        self.etcd.failures = [(500, {"errorCode": 300, "message": "x", "cause": "", "index": 0})]
+        self.etcd.members[0].fail(500)
         w = self.watcher()
         self.assertNotEqual(self.clock.getDelayedCalls(), [])
         stopping = w.stop()
         self.settle()
         self.successResultOf(stopping)
         self.assertEqual(self.clock.getDelayedCalls(), [])
-        self.assertEqual(self.open_connections(), [])
+        self.assertEqual(self.etcd.open_connections(), [])

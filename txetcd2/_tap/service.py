@@ -9,9 +9,9 @@ from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txetcd2._logs import PublicLogger
 from txetcd2._tap.lines import Formatter, resync_line
 from txetcd2._wire.models import EtcdResponse
 
@@ -107,11 +107,13 @@ class WatchService(Service):
     :param index: the first index to report (default: changes from now on).
     :param formatter: turns an event into a line.
     :param write_line: writes one line (without its newline).
-    :param on_fatal: called when watching cannot go on (start failed, the watcher gave up),
-        e.g. to stop the program.
+    :param on_fatal: called when watching cannot go on (start failed, the watcher gave up on
+        an error that retrying cannot fix), e.g. to stop the program; :attr:`fatal_error` then
+        says why.
+    :ivar fatal_error: why watching could not go on (a sentence for people), or ``None``.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.tap.WatchService")
 
     def __init__(
         self,
@@ -138,6 +140,7 @@ class WatchService(Service):
         self._starting: Deferred[None] | None = None
         self._stopping = False
         self.events = 0
+        self.fatal_error: str | None = None
 
     def startService(self) -> None:
         """
@@ -158,8 +161,8 @@ class WatchService(Service):
         )
         watcher.on("change", self._change)
         watcher.on("resync", self._resync)
-        watcher.on("reconnect", self._reconnect)
-        watcher.on("error", self._error)
+        # Reconnects and errors are logged by the watcher itself (one line each, with what
+        # failed, where, and what happens next).
         watcher.on("stop", self._watcher_stopped)
         self._watcher = watcher
         watcher.start()
@@ -174,6 +177,7 @@ class WatchService(Service):
         if self._stopping:
             return
         self.log.failure("etcd-watch could not start watching {key}", failure, key=self._key)
+        self.fatal_error = f"could not start watching {self._key}: {failure.getErrorMessage()}"
         self._on_fatal()
 
     def _change(self, event: EtcdResponse, *rest: object) -> None:
@@ -190,21 +194,18 @@ class WatchService(Service):
         )
         self._write_line(resync_line(snapshot, self._formatter))
 
-    def _reconnect(self, delay: object = 0.0, *rest: object) -> None:
-        self.log.info("watch of {key} reconnecting in {delay}s", key=self._key, delay=delay)
-
-    def _error(self, error: object, *rest: object) -> None:
-        if isinstance(error, Failure):
-            error = error.value
-        self.log.error("watch of {key} failed: {error}", key=self._key, error=str(error))
-
-    def _watcher_stopped(self, *details: object) -> None:
+    def _watcher_stopped(self, failure: object = None, *rest: object) -> None:
         if self._stopping:
             return
+        if isinstance(failure, Failure):
+            reason = failure.getErrorMessage()
+        else:
+            reason = "it stopped by itself" if failure is None else str(failure)
+        self.fatal_error = f"the watch of {self._key} gave up: {reason}"
         self.log.error(
-            "watch of {key} stopped by itself ({details}); exiting",
+            "etcd-watch: the watch of {key} gave up: {reason}; exiting",
             key=self._key,
-            details=", ".join(str(d) for d in details) or "no reason given",
+            reason=reason,
         )
         self._on_fatal()
 
@@ -244,7 +245,7 @@ class EmbeddedEtcd:
     :param reactor: the reactor that runs the etcd process.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.tap.EmbeddedEtcd")
 
     def __init__(self, reactor: Any) -> None:
         self._reactor = reactor

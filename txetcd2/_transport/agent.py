@@ -90,13 +90,25 @@ class EndpointCache:
                 f"the host {host!r} is not ASCII; give members by IP address or an "
                 "IDNA-encoded name"
             ) from None
-        options: dict[str, Any] = {}
-        if self._connect_timeout is not None:
-            options["timeout"] = self._connect_timeout
-        endpoint: IStreamClientEndpoint = HostnameEndpoint(self._reactor, text, port, **options)
+        endpoint = self._tcp(scheme, text, port)
         if scheme == b"https":
             creator = self._tls.creatorForNetloc(host, port)
             endpoint = wrapClientTLS(creator, endpoint)
+        return endpoint
+
+    def _tcp(self, scheme: bytes, host: str, port: int) -> IStreamClientEndpoint:
+        """
+        The endpoint of the connection under TLS (if any) for one member.
+
+        :param scheme: the member's scheme.
+        :param host: its host.
+        :param port: its port.
+        :returns: a :class:`HostnameEndpoint` to it.
+        """
+        options: dict[str, Any] = {}
+        if self._connect_timeout is not None:
+            options["timeout"] = self._connect_timeout
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(self._reactor, host, port, **options)
         return endpoint
 
 

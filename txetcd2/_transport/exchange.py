@@ -439,3 +439,15 @@ def read_body(response: IResponse) -> Deferred[bytes]:
     reader = _BodyReader(finished)
     response.deliverBody(reader)
     return finished
+
+
+def abort_answer(response: IResponse) -> None:
+    """
+    Drop an answer whose body will not be read: its connection is closed
+    (or, when the body is complete already, given back to the pool).
+
+    :param response: the answer.
+    """
+    reading = read_body(response)
+    reading.addErrback(lambda _: None)
+    reading.cancel()

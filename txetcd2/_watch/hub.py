@@ -13,20 +13,18 @@ on their key would have been given it to, in the shared stream's order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from txetcd2._watch.listeners import ACTIONS, Listeners
-from txetcd2._watch.watcher import Watcher, _chain
+from txetcd2._logs import PublicLogger
+from txetcd2._watch.listeners import ACTIONS
+from txetcd2._watch.states import Lifecycle, State, chain
+from txetcd2._watch.watcher import Watcher
 from txetcd2._wire.keys import normalize_key
 from txetcd2._wire.models import EtcdNode, EtcdResponse
-
-if TYPE_CHECKING:
-    from txetcd2._client import EtcdClient
 
 #: Actions that remove a node, and so notify the watchers of every key below it.
 _REMOVALS = frozenset(("delete", "expire", "compareAndDelete"))
@@ -76,29 +74,36 @@ class WatchHub:
     One shared stream on a prefix for many local watchers (watch coalescing).
 
     Each watcher built with :meth:`watcher` costs a few hundred bytes and no
-    connection; etcd registers one watcher for the whole hub. Build it
-    with the same client the local watchers would otherwise use.
+    connection; etcd registers one watcher for the whole hub, and the hub's
+    stream pays the liveness probe once for all of them. Build it with the
+    same client the local watchers would otherwise use. When the shared
+    stream stops by itself (an error retrying cannot fix, or the client's
+    ``close()``), every local watcher stops with it.
 
-    :param client: the client whose members, agent and clock are used.
+    :param client: the :class:`~txetcd2.EtcdClient` (or a
+        :class:`~txetcd2._watch.source.WatchSource`) whose members, agent
+        and clock are used.
     :param prefix: the directory below which the local watchers' keys are.
     :param index: the first index the shared stream reports (default:
         changes after it first started).
     :param retry_policy: see :class:`~txetcd2.watch.Watcher`.
     :param idle_timeout: see :class:`~txetcd2.watch.Watcher`.
+    :param probe_interval: see :class:`~txetcd2.watch.Watcher`.
     :raises TypeError: for arguments of the wrong type.
     :raises ValueError: for a bad prefix, index or timeout.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.watch.WatchHub")
 
     def __init__(
         self,
-        client: EtcdClient,
+        client: Any,
         prefix: str,
         *,
         index: int | None = None,
         retry_policy: Callable[[int], float] | None = None,
         idle_timeout: float = 60.0,
+        probe_interval: float | None = 5.0,
     ) -> None:
         self._source = Watcher(
             client,
@@ -107,6 +112,7 @@ class WatchHub:
             recursive=True,
             retry_policy=retry_policy,
             idle_timeout=idle_timeout,
+            probe_interval=probe_interval,
         )
         self._prefix = self._source.key
         #: running local watchers, by key
@@ -118,7 +124,9 @@ class WatchHub:
         self._source.on("change", self._changed)
         self._source.on("resync", self._resynced)
         self._source.on("reconnect", lambda delay: self._broadcast("reconnect", delay))
+        self._source.on("lagging", lambda lag: self._broadcast("lagging", lag))
         self._source.on("error", lambda failure: self._broadcast("error", failure))
+        self._source.on("stop", self._source_stopped)
 
     def __repr__(self) -> str:
         return f"<WatchHub {self._prefix} watchers={self._count} source={self._source!r}>"
@@ -198,7 +206,7 @@ class WatchHub:
         if self._count > 0:
             return succeed(None)
         if self._stopping is not None:
-            return _chain(self._stopping)
+            return chain(self._stopping)
         stopping: Deferred[None] = Deferred()
         self._stopping = stopping
 
@@ -209,7 +217,16 @@ class WatchHub:
             stopping.callback(None)
 
         self._source.stop().addBoth(stopped)
-        return _chain(stopping)
+        return chain(stopping)
+
+    def _source_stopped(self, failure: Failure | None) -> None:
+        if self._stopping is not None:
+            return  # the last local watcher left
+        # Stopped by itself (a fatal error) or by the client's close(): so are the locals.
+        for locals_ in list(self._by_key.values()):
+            for local in list(locals_):
+                if local._live():
+                    local._wind_down(failure)
 
     # -- fan-out --------------------------------------------------------------
 
@@ -246,7 +263,7 @@ class WatchHub:
                 local._emit(name, payload)
 
 
-class HubWatcher(Listeners, Service):
+class HubWatcher(Lifecycle):
     """
     A watcher of one key fed by a :class:`WatchHub`'s shared stream, with
     :class:`~txetcd2.watch.Watcher`'s API; build it with
@@ -257,8 +274,9 @@ class HubWatcher(Listeners, Service):
     the removal (``delete``, ``expire``, ``compareAndDelete``) of a directory
     above it, resync snapshots cut down to its key (read non-recursively
     unless recursive; ``node`` without value, children or index when the key
-    is missing), and the shared stream's ``"reconnect"`` and ``"error"``
-    notifications. Differences from a plain Watcher:
+    is missing), and the shared stream's ``"reconnect"``, ``"lagging"`` and
+    ``"error"`` notifications; it stops when the shared stream stops by
+    itself. Differences from a plain Watcher:
 
     - it joins the shared stream where it is: started (or started again
       after :meth:`stop`) while the hub's stream runs, it reports the changes
@@ -268,7 +286,7 @@ class HubWatcher(Listeners, Service):
       keys that existed).
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.watch.HubWatcher")
 
     def __init__(self, hub: WatchHub, key: str, recursive: bool) -> None:
         self._hub = hub
@@ -276,14 +294,11 @@ class HubWatcher(Listeners, Service):
         self._recursive = recursive
         self._listeners: dict[str, list[Callable[[Any], object]]] = {}
         self._index: int | None = None
-        self._active = False
-        self._stopping: Deferred[None] | None = None
 
     def __repr__(self) -> str:
-        state = "running" if self._active else "stopped"
         return (
             f"<HubWatcher {self._key} recursive={self._recursive} index={self._index} "
-            f"{state} via {self._hub.prefix}>"
+            f"{self._state.value} via {self._hub.prefix}>"
         )
 
     @property
@@ -317,65 +332,18 @@ class HubWatcher(Listeners, Service):
         """
         return self._index
 
-    def start(self) -> None:
-        """
-        Start watching (does nothing if already started); starts the hub's
-        shared stream when it is the first local watcher running.
-        """
-        self.startService()
-
-    def stop(self) -> Deferred[None]:
-        """
-        Stop watching; stops the hub's shared stream when it is the last
-        local watcher running.
-
-        :returns: a Deferred firing once no callback will run again (except
-            the ``"stop"`` callbacks, called just before it fires) and, for
-            the last local watcher, once the shared stream stopped.
-        """
-        return self.stopService()
-
-    def startService(self) -> None:
-        """
-        Start watching: :class:`~twisted.application.service.IService`'s
-        name for :meth:`start`.
-        """
-        if self._active:
-            return
-        if self._stopping is not None:
-            # Started again before its stop completed: join once it did.
-            self._stopping.addCallback(lambda _: self.startService())
-            return
-        super().startService()
-        self._active = True
+    def _begin(self) -> None:
+        self._enter(State.STREAMING)
         if self._index is None:
             self._index = self._hub.source.index
         self._hub._join(self)
 
-    def stopService(self) -> Deferred[None]:
-        """
-        Stop watching: :class:`~twisted.application.service.IService`'s name
-        for :meth:`stop`.
-
-        :returns: see :meth:`stop`.
-        """
-        if self._stopping is not None:
-            return _chain(self._stopping)
-        if not self._active:
-            return succeed(None)
-        super().stopService()
-        self._active = False
-        stopping = self._stopping = Deferred()
-        self._hub._leave(self).addBoth(lambda _: self._stopped(stopping))
-        return _chain(stopping)
-
-    def _stopped(self, stopping: Deferred[None]) -> None:
-        self._stopping = None
-        self._emit("stop", None)
-        stopping.callback(None)
+    def _halt(self) -> Deferred[object]:
+        left: Deferred[object] = self._hub._leave(self).addBoth(lambda _: None)
+        return left
 
     def _deliver(self, event: EtcdResponse) -> None:
-        if not self._active:
+        if not self._live():
             return
         if self._index is not None and event.index <= self._index:
             return
@@ -385,7 +353,7 @@ class HubWatcher(Listeners, Service):
             self._emit(event.action, event)
 
     def _resync(self, snapshot: EtcdResponse) -> None:
-        if not self._active:
+        if not self._live():
             return
         self._index = snapshot.etcd_index
         self._emit("resync", snapshot)

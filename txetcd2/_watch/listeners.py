@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txetcd2._watch.lag import Lag
 from txetcd2._wire.models import EtcdResponse
 
 #: etcd's actions; each is also an event name of :meth:`~txetcd2.watch.Watcher.on`.
@@ -27,7 +28,7 @@ ACTIONS = (
 )
 
 #: Every name :meth:`~txetcd2.watch.Watcher.on` accepts.
-EVENT_NAMES = ("change", *ACTIONS, "resync", "reconnect", "error", "stop")
+EVENT_NAMES = ("change", *ACTIONS, "resync", "reconnect", "lagging", "error", "stop")
 
 
 class Events:
@@ -39,6 +40,7 @@ class Events:
         self._queue: deque[EtcdResponse] = deque()
         self._waiting: Deferred[EtcdResponse | None] | None = None
         self._done = False
+        self._failure: Failure | None = None
 
     def push(self, event: EtcdResponse) -> None:
         if self._done:
@@ -49,8 +51,10 @@ class Events:
         else:
             self._queue.append(event)
 
-    def close(self, _: object = None) -> None:
+    def close(self, failure: object = None) -> None:
         self._done = True
+        if isinstance(failure, Failure):
+            self._failure = failure
         if self._waiting is not None:
             waiting, self._waiting = self._waiting, None
             waiting.callback(None)
@@ -61,13 +65,15 @@ class Events:
     async def __anext__(self) -> EtcdResponse:
         if self._queue:
             return self._queue.popleft()
-        if self._done:
-            raise StopAsyncIteration
-        self._waiting = Deferred()
-        event = await self._waiting
-        if event is None:
-            raise StopAsyncIteration
-        return event
+        if not self._done:
+            self._waiting = Deferred()
+            event = await self._waiting
+            if event is not None:
+                return event
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            failure.raiseException()
+        raise StopAsyncIteration
 
 
 class Listeners:
@@ -75,14 +81,16 @@ class Listeners:
     The ``on``/``off`` registry of a watcher, and the calling of its callbacks.
 
     The class using it sets ``_listeners`` to an empty dict, and keeps
-    ``_key`` (for the log) and ``_active`` (no callback runs once stopped,
+    ``_key`` (for the log) and ``_live()`` (no callback runs once stopped,
     but those of ``"stop"``).
     """
 
     log: Logger
     _key: str
-    _active: bool
     _listeners: dict[str, list[Callable[[Any], object]]]
+
+    def _live(self) -> bool:
+        raise NotImplementedError  # pragma: no cover - the watcher classes define it
 
     def start(self) -> None:
         raise NotImplementedError  # pragma: no cover - the watcher classes define it
@@ -91,7 +99,8 @@ class Listeners:
         """
         Iterate over the changes (and resync snapshots, ``action == "get"``)
         with ``async for``; starts the watcher if needed. The iteration ends
-        when the watcher stops.
+        when the watcher stops; when it stopped on an error that retrying
+        cannot fix, the iteration raises that error.
 
         :returns: an asynchronous iterator.
         """
@@ -109,7 +118,10 @@ class Listeners:
     def on(self, name: Literal["reconnect"], callback: Callable[[float], object]) -> None: ...
 
     @overload
-    def on(self, name: Literal["stop"], callback: Callable[[None], object]) -> None: ...
+    def on(self, name: Literal["lagging"], callback: Callable[[Lag], object]) -> None: ...
+
+    @overload
+    def on(self, name: Literal["stop"], callback: Callable[[Failure | None], object]) -> None: ...
 
     @overload
     def on(self, name: str, callback: Callable[[EtcdResponse], object]) -> None: ...
@@ -131,10 +143,20 @@ class Listeners:
           has no value, no children and ``modified_index == 0``;
         - ``"reconnect"``: a new request is about to be sent, after the given
           delay in seconds (``0.0``: at once);
+        - ``"lagging"``: the callbacks are slower than the writes (see
+          :class:`~txetcd2.watch.Watcher`): a :class:`~txetcd2.watch.Lag`
+          saying why (``"busy"``, ``"dropped"``, ``"history lost"``) and, when
+          known, how many indexes the watcher was behind;
         - ``"error"``: a :class:`~twisted.python.failure.Failure` for a
-          problem the watcher recovers from (a failed request, a malformed
-          event, a callback that raised). The watcher always goes on;
-        - ``"stop"``: ``None``, once :meth:`stop` completed.
+          problem: one the watcher recovers from (a failed request, a
+          malformed answer, a callback that raised: it retries or goes on),
+          or one that retrying cannot fix (the v2 API disabled, a TLS
+          verification failure, rejected credentials, a member of another
+          cluster, a closed client): the watcher then stops;
+        - ``"stop"``: once the watcher stopped: ``None`` after :meth:`stop`
+          (or the client's ``close()``), the
+          :class:`~twisted.python.failure.Failure` when it stopped on an
+          error (also in its ``failure`` attribute).
 
         A callback that raises is logged and reported to the ``"error"``
         callbacks; the other callbacks and the watcher go on.
@@ -166,7 +188,7 @@ class Listeners:
 
     def _emit(self, name: str, payload: object) -> None:
         for callback in list(self._listeners.get(name, ())):
-            if not self._active and name != "stop":
+            if name != "stop" and not self._live():
                 return
             try:
                 callback(payload)

@@ -6,45 +6,41 @@ A :class:`Watcher` keeps one ``?stream=true`` answer open (started without
 still in etcd's history, catches up with plain long-polls, holding the
 stream's events back until the gap is closed. It resumes after any end of an
 answer from the last delivered index, backs off after errors, fails over
-across members, notices silence with an idle timer, and reads the tree again
-("resync") when etcd lost the history it needed.
+across members, checks a quiet stream with a probe (and, as a last resort,
+an idle timer), reads the tree again ("resync") when etcd lost the history
+it needed, and stops on errors that retrying cannot fix.
+
+Its only way to the wire is a :class:`~txetcd2._watch.source.WatchSource`.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 from twisted.application.internet import backoffPolicy
-from twisted.application.service import Service
-from twisted.internet.defer import (
-    CancelledError,
-    Deferred,
-    TimeoutError,
-    gatherResults,
-    succeed,
-)
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.defer import CancelledError, Deferred, gatherResults
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.web.iweb import IResponse
 
-from txetcd2._transport.deadline import within
-from txetcd2._transport.exchange import describe, read_body
+from txetcd2._logs import PublicLogger
 from txetcd2._transport.lines import EventStream, clean_end
-from txetcd2._watch.listeners import ACTIONS, Listeners
-from txetcd2._wire.answers import RawResponse, error_for, etcd_headers
+from txetcd2._watch.lag import BUSY, DROPPED, HISTORY_LOST, BusyMeter, Lag
+from txetcd2._watch.listeners import ACTIONS
+from txetcd2._watch.probe import Blocked, Failed, Found, Outcome, Probe
+from txetcd2._watch.source import as_source, is_fatal
+from txetcd2._watch.states import Halted, Lifecycle, State
 from txetcd2._wire.errors import (
     EtcdConnectionError,
     EtcdError,
     EtcdProtocolError,
-    EtcdTimeout,
     EventIndexCleared,
-    KeyNotFound,
 )
 from txetcd2._wire.keys import (
     Query,
@@ -54,24 +50,40 @@ from txetcd2._wire.keys import (
     key_path,
     normalize_key,
 )
-from txetcd2._wire.models import DecodeError, EtcdNode, EtcdResponse, decode_event
+from txetcd2._wire.models import DecodeError, EtcdResponse, decode_event
 
-if TYPE_CHECKING:
-    from txetcd2._client import EtcdClient
+_T = TypeVar("_T")
 
 #: How a stream ended, when it did not fail.
-_ENDED = "ended"  # it ended cleanly: reconnect at once
+_ENDED = "the stream ended"  # cleanly: reconnect at once
 _IDLE = "idle"  # nothing came for idle_timeout: reconnect at once, to another member
+_BEHIND = "the stream fell behind"  # a probe found a missed event: reconnect at once
+
+#: Seconds of quiet before a probe while the callbacks are saturated (etcd
+#: has probably dropped the stream).
+PROBE_SOON = 0.5
+
+#: Probes wait up to this share longer, at random, so that watchers started
+#: together do not probe together.
+PROBE_JITTER = 0.2
+
+#: The random numbers (0 to 1) of the jitter; tests pin them.
+jitter: Callable[[], float] = random.random
+
+#: Seconds a probe's body may take after its headers before the probe is
+#: taken as blocked (etcd writes an event it has right after the headers;
+#: generous, because a blocked probe moves the resume index).
+PROBE_GRACE = 1.0
 
 
-@attrs.define
+@attrs.define(eq=False)
 class _Answer:
     """
     What one watch stream (and the polls filling the gap before it) did.
     """
 
     endpoint: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     store_index: int
     buffering: bool
     buffer: list[EtcdResponse] = attrs.Factory(list)
@@ -80,16 +92,35 @@ class _Answer:
     poll_accepted: bool = False
     idle: bool = False
     quiet: bool = False
-    error: EtcdProtocolError | None = None
+    behind: bool = False
+    error: Exception | None = None
+    probe: Probe | None = None
+    probe_timer: IDelayedCall | None = None
+    #: probes in a row that found nothing missed, since the last event
+    probe_round: int = 0
+
+    @property
+    def over(self) -> bool:
+        return self.idle or self.behind or self.error is not None
 
 
 class _Renew(Exception):
     """
-    The idle timer ended the answer: renew the watch.
+    The idle timer (or a probe) ended the answer: renew the watch.
     """
 
 
-class Watcher(Listeners, Service):
+def _check_seconds(value: object, name: str, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, not {value}")
+    return float(value)
+
+
+class Watcher(Lifecycle):
     """
     Follows every change of a key (or of a whole tree) and hands each one,
     exactly once and in index order, to the callbacks registered with
@@ -99,8 +130,51 @@ class Watcher(Listeners, Service):
     <txetcd2.client.EtcdClient.watcher>`; it does nothing until
     :meth:`start` (or :meth:`startService`, as an
     :class:`~twisted.application.service.IService` under an application).
+    :attr:`state` says what it does (a :class:`~txetcd2.watch.State`).
 
-    :param client: the client whose members, agent and clock are used.
+    **Errors.** Trouble that passes (a member down or paused, a timeout, an
+    election, an answer etcd would never send) is reported to the
+    ``"error"`` callbacks and retried: every member once, then after a
+    back-off (``retry_policy``). Errors that retrying cannot fix (the v2 API
+    disabled, a TLS verification failure, rejected credentials, a member of
+    another cluster, a closed client) are reported to ``"error"``, then the
+    watcher stops: its ``"stop"`` callbacks get the failure, :attr:`state`
+    becomes ``FAILED`` and :attr:`failure` keeps it.
+
+    **Slow consumers.** Callbacks run on the reactor, one event at a time:
+    while they are slower than the writes, the stream's bytes wait in the
+    socket buffers (TCP backpressure), then in etcd's per-watcher queue
+    (about 100 events); when that overflows etcd drops the watcher without
+    closing the stream, which goes quiet. After ``probe_interval`` seconds of
+    quiet the watcher sends a probe (a one-shot long-poll at the next wanted
+    index): etcd answers it at once from its history, so the watcher
+    reconnects to catch up with long-polls, or with a resync if it fell more
+    than etcd's 1000-event history behind. A slow consumer is visible before
+    that: when the callbacks take nearly all the reactor's time (90 % over a
+    second), the watcher reports ``"lagging"`` with a
+    :class:`~txetcd2.watch.Lag` whose ``reason`` is ``"busy"``, and probes
+    after half a second of quiet instead of ``probe_interval``; it reports
+    ``"lagging"`` again (``"dropped"`` or ``"history lost"``, with how many
+    indexes it was behind) when the probe finds the stream dropped. Each
+    report is counted in :attr:`lagged`. Make callbacks fast (hand slow work
+    to a queue or a thread) when ``"lagging"`` shows up.
+
+    **Cost of the probe.** Only a stream that carried events is probed
+    (etcd drops a reader only when its events pile up): an idle watcher
+    costs nothing more than before (the renewal of its stream every
+    ``idle_timeout``). After events, a short request (held for a second,
+    on a connection of its own) after ``probe_interval`` seconds of quiet (up
+    to 20 % more, at random, so that watchers spread out), then after twice
+    as long each time it found nothing missed (up to 8 times
+    ``probe_interval``, and ``idle_timeout``): with the defaults, at most 3
+    probes in the quiet minute after a change. When a probe blocks, its
+    ``X-Etcd-Index`` lets the watcher resume after that index, so a key that
+    went quiet does not fall out of etcd's history. A
+    :class:`~txetcd2.watch.WatchHub` pays it once for all its local watchers.
+
+    :param client: the :class:`~txetcd2.EtcdClient` (or a
+        :class:`~txetcd2._watch.source.WatchSource`) whose members, agent
+        and clock are used.
     :param key: the key or directory to watch.
     :param index: the first index to report (default: changes after the
         watcher started).
@@ -110,23 +184,28 @@ class Watcher(Listeners, Service):
         :func:`twisted.application.internet.backoffPolicy`); with several
         members, every member is tried once before each wait.
     :param idle_timeout: seconds without a byte after which the answer is
-        abandoned and the watch renewed (etcd sends no heartbeat, and a member
-        that lost quorum or dropped a slow reader stays silent).
+        abandoned and the watch renewed on the next member (a last resort:
+        etcd sends no heartbeat).
+    :param probe_interval: seconds of a quiet stream after which a probe
+        checks that nothing was missed; ``None`` turns the probe off.
+    :ivar lagged: how many times ``"lagging"`` was reported.
+    :ivar probes: how many probes were sent.
     :raises TypeError: for arguments of the wrong type.
     :raises ValueError: for a bad key, index or timeout.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.watch.Watcher")
 
     def __init__(
         self,
-        client: EtcdClient,
+        client: Any,
         key: str,
         *,
         index: int | None = None,
         recursive: bool = False,
         retry_policy: Callable[[int], float] | None = None,
         idle_timeout: float = 60.0,
+        probe_interval: float | None = 5.0,
     ) -> None:
         self._key = normalize_key(key)
         self._path = key_path(key)
@@ -139,44 +218,42 @@ class Watcher(Listeners, Service):
             retry_policy = _DEFAULT_POLICY
         if not callable(retry_policy):
             raise TypeError("retry_policy must be a callable taking an attempt number")
-        if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, int | float):
-            raise TypeError(f"idle_timeout must be a number, not {type(idle_timeout).__name__}")
-        if not idle_timeout > 0:
-            raise ValueError(f"idle_timeout must be positive, not {idle_timeout}")
+        idle = _check_seconds(idle_timeout, "idle_timeout")
+        assert idle is not None
+        self._idle_timeout = idle
+        self._probe_interval = _check_seconds(probe_interval, "probe_interval", optional=True)
         self._query: Query = [("wait", "true")]
         if self._recursive:
             self._query.append(("recursive", "true"))
         check_request_line(
             "GET", self._path, [*self._query, ("stream", "true"), ("waitIndex", str(2**63))]
         )
-        self._client = client
-        self._clock: IReactorTime = client._reactor
-        self._exchange = client._exchange
-        self._timeout = client._timeout
-        self._endpoints = list(client._cluster.endpoints)
-        self._position = self._endpoints.index(client._cluster.pinned)
+        self._source = as_source(client)
+        self._clock = self._source.clock
         self._retry_policy = retry_policy
-        self._idle_timeout = float(idle_timeout)
         self._listeners: dict[str, list[Callable[[Any], object]]] = {}
+        self._endpoint: str | None = None
         #: the next index wanted; None: "from now"
         self._next: int | None = index
         #: the index of the last change accounted for
         self._index: int | None = index - 1 if index is not None else None
-        #: the last X-Etcd-Index seen
-        self._store: int | None = None
         self._failures = 0
         self._resync_needed = False
-        self._active = False
-        self._coroutine: Coroutine[Any, Any, None] | None = None
-        self._loop: Deferred[None] | None = None
         self._loop_ended: Deferred[None] | None = None
+        self._waiting: Deferred[Any] | None = None
         self._readers: set[EventStream] = set()
+        self._answer: _Answer | None = None
         self._idle: IDelayedCall | None = None
-        self._stopping: Deferred[None] | None = None
+        #: made at the first change (idle watchers are many and never need one)
+        self._meter: BusyMeter | None = None
+        self.lagged = 0
+        self.probes = 0
 
     def __repr__(self) -> str:
-        state = "running" if self._active else "stopped"
-        return f"<Watcher {self._key} recursive={self._recursive} index={self._index} {state}>"
+        return (
+            f"<Watcher {self._key} recursive={self._recursive} index={self._index} "
+            f"{self._state.value}>"
+        )
 
     # -- public API ----------------------------------------------------------
 
@@ -192,7 +269,9 @@ class Watcher(Listeners, Service):
         """
         The member the watcher talks to now (or will talk to next).
         """
-        return self._endpoints[self._position]
+        if self._endpoint is not None:
+            return self._endpoint
+        return self._source.endpoints()[0]
 
     @property
     def index(self) -> int | None:
@@ -204,175 +283,191 @@ class Watcher(Listeners, Service):
         """
         return self._index
 
-    def start(self) -> None:
-        """
-        Start watching (does nothing if already started).
+    # -- the lifecycle ---------------------------------------------------------
 
-        After a :meth:`stop`, starting again resumes after :attr:`index`.
-        """
-        self.startService()
-
-    def stop(self) -> Deferred[None]:
-        """
-        Stop watching.
-
-        :returns: a Deferred firing once the request in flight is aborted, no
-            timer is pending and no callback will run again (except the
-            ``"stop"`` callbacks, called just before it fires).
-        """
-        return self.stopService()
-
-    def startService(self) -> None:
-        """
-        Start watching: :class:`~twisted.application.service.IService`'s
-        name for :meth:`start`.
-        """
-        if self._loop is not None:
-            return
-        super().startService()
-        self._active = True
+    def _begin(self) -> None:
+        self._enter(State.CONNECTING)
+        self._source.track(self)
         ended: Deferred[None] = Deferred()
         self._loop_ended = ended
-        self._coroutine = self._run()
-        loop = self._loop = Deferred.fromCoroutine(self._coroutine)
+        loop = Deferred.fromCoroutine(self._run())
         loop.addErrback(self._crashed)
         loop.addBoth(lambda _: ended.callback(None))
 
-    def stopService(self) -> Deferred[None]:
-        """
-        Stop watching: :class:`~twisted.application.service.IService`'s name
-        for :meth:`stop`.
-
-        :returns: see :meth:`stop`.
-        """
-        if self._stopping is not None:
-            return _chain(self._stopping)
-        if self._loop is None:
-            return succeed(None)
-        super().stopService()
-        self._active = False
-        loop, ended = self._loop, self._loop_ended
-        assert ended is not None
-        waits: list[Deferred[None]] = [ended]
+    def _halt(self) -> Deferred[object]:
+        waits: list[Deferred[Any]] = []
+        if self._loop_ended is not None:
+            waits.append(self._loop_ended)
+        answer = self._answer
+        if answer is not None:
+            probe = self._end_probe(answer)
+            if probe is not None:
+                waits.append(probe.closed)
         for reader in list(self._readers):
             waits.append(reader.closed)
             reader.abort()
         self._cancel_idle()
-        running = self._coroutine is not None and (
-            inspect.getcoroutinestate(self._coroutine) == inspect.CORO_RUNNING
-        )
-        if not running:
-            loop.cancel()
-        # else: stop() was called from a callback inside the loop; it sees
-        # _active is False and returns at its next step.
-        stopping = self._stopping = Deferred()
-        gatherResults(waits).addBoth(lambda _: self._stopped(stopping))
-        return _chain(stopping)
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and not waiting.called:
+            waiting.cancel()
+        # else: the loop runs now (stop() came from one of its callbacks); it
+        # stops at its next step.
+        done: Deferred[object] = gatherResults(waits).addBoth(lambda _: None)
+        return done
+
+    def _ended(self, failure: Failure | None) -> None:
+        self._loop_ended = None
+        self._source.untrack(self)
+        where = "before its first change" if self._index is None else f"at index {self._index}"
+        if failure is None:
+            self.log.info("watch {key} stopped {where}", key=self._key, where=where)
+        else:
+            self.log.error(
+                "watch {key} gave up {where}: {error}",
+                key=self._key,
+                where=where,
+                error=failure.getErrorMessage(),
+                failure=failure,
+            )
+
+    def _crashed(self, failure: Failure) -> None:
+        if failure.check(CancelledError, Halted):
+            return
+        self.log.failure("watch {key}: the watcher loop crashed", failure, key=self._key)
+        self._give_up(failure)
 
     # -- the loop ------------------------------------------------------------
 
-    def _stopped(self, stopping: Deferred[None]) -> None:
-        self._loop = self._loop_ended = self._coroutine = None
-        self._stopping = None
-        self.log.info("watch {key} stopped at index {index}", key=self._key, index=self._index)
-        self._emit("stop", None)
-        stopping.callback(None)
+    def _wait(self, d: Deferred[_T]) -> Deferred[_T]:
+        """
+        Mark ``d`` as what the loop awaits now, so that a stop cancels it
+        (unless it fired already: then the loop runs, and stops at its next
+        step).
 
-    def _crashed(self, failure: Failure) -> None:
-        if failure.check(CancelledError):
-            return
-        self.log.failure("watch {key}: the watcher loop crashed", failure, key=self._key)
-        self._emit("error", failure)
+        A plain function, not a coroutine: every running watcher holds its
+        loop's frames, and idle watchers are many.
+
+        :raises Halted: when stopping.
+        """
+        if self._state is State.STOPPING:
+            d.cancel()
+            raise Halted()
+        self._waiting = d
+        return d
 
     async def _run(self) -> None:
-        while self._active:
-            if self._resync_needed:
-                try:
-                    await self._resync()
-                except (CancelledError, GeneratorExit):
-                    raise
-                except Exception as e:
-                    await self._back_off(e)
-                continue
-            endpoint = self._endpoints[self._position]
+        while True:
             try:
-                outcome = await self._follow(endpoint)
-            except (CancelledError, GeneratorExit):
+                self._source.check_open()
+                if self._resync_needed:
+                    self._enter(State.RESYNCING)
+                    await self._resync()
+                else:
+                    self._renewed(await self._follow(self._current()))
+            except (Halted, CancelledError):
+                if self._state is State.STOPPING:
+                    return
                 raise
             except EventIndexCleared as e:
                 self.log.warn(
-                    "watch {key}: etcd no longer has index {index} ({error}); reading the tree",
+                    "watch {key}: etcd at {endpoint} no longer has index {index} ({error}); "
+                    "reading the tree",
                     key=self._key,
+                    endpoint=self._endpoint,
                     index=self._next,
                     error=str(e),
                 )
                 self._resync_needed = True
-                continue
             except Exception as e:
-                await self._back_off(e)
-                continue
-            if not self._active:
-                continue
-            if outcome == _IDLE and len(self._endpoints) > 1:
-                self._position = (self._position + 1) % len(self._endpoints)
-            self.log.debug(
-                "watch {key} renewed ({outcome}) from {index}",
-                key=self._key,
-                outcome=outcome,
-                index=self._next,
-            )
-            self._emit("reconnect", 0.0)
+                if is_fatal(e):
+                    self._give_up(Failure(e))
+                    return
+                try:
+                    await self._back_off(e)
+                except (Halted, CancelledError):
+                    if self._state is State.STOPPING:
+                        return
+                    raise
+
+    def _current(self) -> str:
+        endpoints = self._source.endpoints()
+        endpoint = self._endpoint
+        if endpoint is None or endpoint not in endpoints:
+            endpoint = self._endpoint = endpoints[0]
+        return endpoint
+
+    def _move_on(self) -> str:
+        endpoints = list(self._source.endpoints())
+        at = endpoints.index(self._endpoint) if self._endpoint in endpoints else -1
+        self._endpoint = endpoints[(at + 1) % len(endpoints)]
+        return self._endpoint
+
+    def _renewed(self, outcome: str) -> None:
+        left = self._endpoint
+        if outcome == _IDLE and len(self._source.endpoints()) > 1:
+            self._move_on()
+        self._enter(State.CONNECTING)
+        if outcome == _IDLE:
+            outcome = f"nothing came for {self._idle_timeout:.2f}s"
+        self.log.info(
+            "watch {key}: {outcome} at {endpoint}; reconnecting to {next} at once "
+            "from index {index}",
+            key=self._key,
+            outcome=outcome,
+            endpoint=left,
+            next=self._endpoint,
+            index=self._next,
+        )
+        self._emit("reconnect", 0.0)
 
     async def _back_off(self, error: Exception) -> None:
         self._failures += 1
-        count = len(self._endpoints)
-        self._position = (self._position + 1) % count
+        failed_at = self._endpoint
+        count = len(self._source.endpoints())
+        retry_at = self._move_on()
         sweeps, rest = divmod(self._failures, count)
         delay = float(self._retry_policy(sweeps)) if rest == 0 else 0.0
         failure = Failure(error)
+        fields: dict[str, object] = dict(
+            key=self._key,
+            error=str(error),
+            endpoint=failed_at,
+            next=retry_at,
+            attempt=self._failures,
+            delay=delay,
+        )
+        text = (
+            "watch {key} failed at {endpoint}: {error}; reconnecting to {next} "
+            "in {delay:.2f}s (attempt {attempt})"
+        )
         if isinstance(error, EtcdError) and not isinstance(error, EtcdProtocolError):
             # Expected trouble (a member down, an election): no traceback.
-            self.log.warn(
-                "watch {key} failed: {error}; reconnect {attempt} in {delay:.2f}s",
-                key=self._key,
-                error=str(error),
-                attempt=self._failures,
-                delay=delay,
-            )
+            self.log.warn(text, failure=failure, **fields)
         else:
-            self.log.failure(
-                "watch {key} failed; reconnect {attempt} in {delay:.2f}s",
-                failure,
-                key=self._key,
-                attempt=self._failures,
-                delay=delay,
-            )
+            self.log.failure(text, failure, LogLevel.error, **fields)
         self._emit("error", failure)
-        if not self._active:
-            return
+        self._enter(State.WAITING)
         self._emit("reconnect", delay)
-        if delay > 0 and self._active:
-            await deferLater(self._clock, delay)
+        if delay > 0:
+            await self._wait(deferLater(self._clock, delay))
+        self._enter(State.CONNECTING)
 
     async def _resync(self) -> None:
-        try:
-            snapshot = await self._client.get(
-                self._key, recursive=self._recursive, sorted=True, quorum=True
-            )
-        except KeyNotFound as e:
-            snapshot = EtcdResponse(action="get", node=EtcdNode(key=self._key), etcd_index=e.index)
+        endpoint = self.endpoint
+        snapshot: EtcdResponse = await self._wait(
+            self._source.snapshot(self._key, self._recursive)
+        )
         if snapshot.etcd_index <= 0:
-            raise EtcdProtocolError(
-                self._endpoints[self._position], 200, "a read without X-Etcd-Index"
-            )
+            raise EtcdProtocolError(endpoint, 200, "a read without X-Etcd-Index")
         self._resync_needed = False
         self._failures = 0
-        self._index = self._store = snapshot.etcd_index
+        self._index = snapshot.etcd_index
         self._next = snapshot.etcd_index + 1
         self.log.info("watch {key} resync at {index}", key=self._key, index=self._index)
+        self._enter(State.CONNECTING)
         self._emit("resync", snapshot)
 
-    async def _open(self, endpoint: str, query: Query) -> tuple[IResponse, dict[str, str], int]:
+    async def _open(self, endpoint: str, query: Query) -> tuple[IResponse, Mapping[str, str], int]:
         """
         Send one watch request and wait for its headers.
 
@@ -380,37 +475,9 @@ class Watcher(Listeners, Service):
         :raises Exception: when it failed or etcd answered with an error.
         """
         target = check_request_line("GET", self._path, query)
-        opened = within(
-            self._exchange.open(endpoint, "GET", target, None), self._timeout, self._clock
-        )
-        try:
-            response = await opened
-        except TimeoutError:
-            raise EtcdTimeout(endpoint, f"watch {self._key}", self._timeout) from None
-        except CancelledError:
-            raise
-        except Exception as e:
-            raise EtcdConnectionError(endpoint, describe(e)) from e
-        headers = etcd_headers(response.headers)
-        if response.code == 200:
-            # A stream can stay open for hours, and thousands of watchers may be open: keep
-            # etcd's few headers (above), not the whole parsed set (over 1 KiB each).
-            for name, _ in list(response.headers.getAllRawHeaders()):
-                response.headers.removeHeader(name)
-        else:
-            reading = read_body(response).addTimeout(self._timeout, self._clock)
-            try:
-                body = await reading
-            except CancelledError:
-                raise
-            except Exception as e:
-                raise EtcdConnectionError(endpoint, describe(e)) from e
-            raise error_for(RawResponse(endpoint, response.code, headers, body))
-        try:
-            store = int(headers.get("x-etcd-index", ""))
-        except ValueError:
-            raise EtcdProtocolError(endpoint, 200, "a watch answer without X-Etcd-Index") from None
-        return response, headers, store
+        opening = self._source.open(endpoint, target, self._source.timeout)
+        response, headers = await self._wait(opening)
+        return response, headers, int(headers["x-etcd-index"])
 
     def _read(
         self, answer: _Answer, response: IResponse, on_line: Callable[[bytes], None]
@@ -418,12 +485,12 @@ class Watcher(Listeners, Service):
         """
         Deliver a body, line by line, to ``on_line``; tracked for stop() and the idle timer.
         """
-        reader = EventStream(on_line, self._touch)
+        reader = EventStream(on_line, lambda: self._touch(answer))
         answer.readers.append(reader)
         self._readers.add(reader)
         reader.closed.addCallback(lambda _: self._readers.discard(reader))
         response.deliverBody(reader)
-        if answer.idle or answer.error is not None:
+        if answer.over or self._state is State.STOPPING:
             # The answer ended while this request was on its way.
             reader.abort()
         return reader
@@ -443,18 +510,21 @@ class Watcher(Listeners, Service):
         response, headers, store = await self._open(endpoint, [*self._query, ("stream", "true")])
         if self._next is None:
             self._next = store + 1
-        answer = _Answer(endpoint, headers, store, buffering=self._next <= store)
+        answer = self._answer = _Answer(endpoint, headers, store, buffering=self._next <= store)
         self._idle = self._clock.callLater(self._idle_timeout, self._went_idle, answer)
         try:
             stream = self._read(answer, response, lambda line: self._streamed(answer, line))
             if answer.buffering:
+                self._enter(State.CATCHING_UP)
                 await self._fill_gap(answer)
                 self._next = max(self._next, store + 1)
                 answer.buffering = False
                 buffered, answer.buffer = answer.buffer, []
                 for event in buffered:
                     self._deliver(event)
-            await stream.ended
+            self._enter(State.STREAMING)
+            self._arm_probe(answer)
+            await self._wait(stream.ended)
         except _Renew:
             pass
         except BaseException:
@@ -463,27 +533,35 @@ class Watcher(Listeners, Service):
                 raise answer.error from None
             raise
         finally:
+            self._end_probe(answer)
             self._cancel_idle()
+            self._answer = None
+        return self._outcome(answer, stream)
+
+    def _outcome(self, answer: _Answer, stream: EventStream) -> str:
         if answer.error is not None:
             self._abort(answer)
             raise answer.error
+        if answer.behind:
+            return _BEHIND
         if answer.idle:
             if answer.quiet:
                 # The stream (and the poll filling the gap, if any) were
                 # accepted and saw nothing for idle_timeout: moving past the
                 # stream's X-Etcd-Index is safe.
-                self._next = max(self._next, store + 1)
+                assert self._next is not None
+                self._next = max(self._next, answer.store_index + 1)
             self._failures = 0
             return _IDLE
         reason = stream.reason
         assert reason is not None
         if stream.too_long:
-            raise EtcdProtocolError(endpoint, 200, "a watch event line is too long")
+            raise EtcdProtocolError(answer.endpoint, 200, "a watch event line is too long")
         if clean_end(reason):
             self._failures = 0
             return _ENDED
         raise EtcdConnectionError(
-            endpoint, f"the watch answer was cut short ({reason.getErrorMessage()})"
+            answer.endpoint, f"the watch answer was cut short ({reason.getErrorMessage()})"
         )
 
     async def _fill_gap(self, answer: _Answer) -> None:
@@ -499,14 +577,14 @@ class Watcher(Listeners, Service):
         """
         assert self._next is not None
         wanted = self._next
-        while wanted <= answer.store_index and self._active:
+        while wanted <= answer.store_index:
             response, headers, _ = await self._open(
                 answer.endpoint, [*self._query, ("waitIndex", str(wanted))]
             )
             lines: list[bytes] = []
             answer.poll_accepted = True
             poll = self._read(answer, response, lines.append)
-            await poll.ended
+            await self._wait(poll.ended)
             answer.poll_accepted = False
             if answer.idle:
                 raise _Renew()
@@ -525,7 +603,7 @@ class Watcher(Listeners, Service):
             self._deliver(event)
             wanted = event.index + 1
 
-    def _decode(self, endpoint: str, headers: dict[str, str], line: bytes) -> EtcdResponse:
+    def _decode(self, endpoint: str, headers: Mapping[str, str], line: bytes) -> EtcdResponse:
         try:
             return decode_event(json.loads(line), headers)
         except (ValueError, DecodeError) as e:
@@ -534,7 +612,7 @@ class Watcher(Listeners, Service):
             ) from None
 
     def _streamed(self, answer: _Answer, line: bytes) -> None:
-        if not self._active:
+        if not self._live():
             self._abort(answer)
             return
         try:
@@ -544,29 +622,30 @@ class Watcher(Listeners, Service):
             self._abort(answer)
             return
         answer.events += 1
+        answer.probe_round = 0
         if answer.buffering:
             answer.buffer.append(event)
-        else:
-            self._deliver(event)
+            return
+        self._deliver(event)
+        if answer.probe_timer is None and answer.probe is None and self._state is State.STREAMING:
+            self._arm_probe(answer)
 
     def _abort(self, answer: _Answer) -> None:
+        self._end_probe(answer)
         for reader in answer.readers:
             reader.abort()
 
-    def _touch(self) -> None:
+    def _touch(self, answer: _Answer) -> None:
         if self._idle is not None and self._idle.active():
             self._idle.reset(self._idle_timeout)
+        timer = answer.probe_timer
+        if timer is not None and timer.active():
+            timer.reset(self._quiet_interval(answer))
 
     def _went_idle(self, answer: _Answer) -> None:
         self._idle = None
         answer.idle = True
         answer.quiet = answer.events == 0 and (not answer.buffering or answer.poll_accepted)
-        self.log.info(
-            "watch {key}: nothing from {endpoint} for {seconds}s; renewing",
-            key=self._key,
-            endpoint=answer.endpoint,
-            seconds=self._idle_timeout,
-        )
         self._abort(answer)
 
     def _cancel_idle(self) -> None:
@@ -574,8 +653,116 @@ class Watcher(Listeners, Service):
             self._idle.cancel()
         self._idle = None
 
+    # -- the probe -------------------------------------------------------------
+
+    def _quiet_interval(self, answer: _Answer) -> float:
+        """
+        Seconds of quiet before the next probe: ``probe_interval``, doubled
+        after each probe that found nothing missed, up to 8 times (a stream
+        read promptly is not dropped; the probes then only notice a silent
+        member and keep a quiet key in history), and never more than
+        ``idle_timeout``; up to :data:`PROBE_JITTER` longer at random; half a
+        second while the callbacks are saturated.
+        """
+        base = self._probe_interval
+        assert base is not None
+        if self._meter is not None and self._meter.saturated:
+            return min(base, PROBE_SOON)
+        grown: float = base * 2.0 ** min(answer.probe_round, 3)
+        return min(grown, max(self._idle_timeout, base)) * (1.0 + PROBE_JITTER * jitter())
+
+    def _arm_probe(self, answer: _Answer) -> None:
+        # Only a stream that carried events can have been dropped (etcd drops a
+        # reader whose queue of events overflows): a stream quiet since it
+        # opened is left to the idle timer, so idle watchers cost no probes.
+        if self._probe_interval is None or answer.over or answer.events == 0:
+            return
+        interval = self._quiet_interval(answer)
+        answer.probe_timer = self._clock.callLater(interval, self._probe, answer)
+
+    def _end_probe(self, answer: _Answer) -> Probe | None:
+        timer, answer.probe_timer = answer.probe_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        probe, answer.probe = answer.probe, None
+        if probe is not None:
+            probe.cancel()
+        return probe
+
+    def _probe(self, answer: _Answer) -> None:
+        answer.probe_timer = None
+        if self._state is not State.STREAMING or answer.over:
+            return
+        assert self._next is not None
+        self._enter(State.PROBING)
+        self.probes += 1
+        target = check_request_line(
+            "GET", self._path, [*self._query, ("waitIndex", str(self._next))]
+        )
+        probe = answer.probe = Probe(
+            self._source,
+            answer.endpoint,
+            target,
+            PROBE_GRACE,
+            lambda outcome: self._probed(answer, outcome),
+        )
+        probe.start()
+
+    def _probed(self, answer: _Answer, outcome: Outcome) -> None:
+        answer.probe = None
+        if self._state is not State.PROBING or answer.over:
+            return
+        self._enter(State.STREAMING)
+        if isinstance(outcome, Failed):
+            error = outcome.error
+            if isinstance(error, EventIndexCleared) and self._index is not None:
+                self._lagging(answer, Lag(HISTORY_LOST, max(error.index - self._index, 0)))
+            answer.error = error
+            self._abort(answer)
+            return
+        if isinstance(outcome, Blocked):
+            assert self._next is not None
+            self._next = max(self._next, outcome.store + 1)
+            if self._meter is not None:
+                self._meter.reset()
+            answer.probe_round += 1
+        elif isinstance(outcome, Found):
+            if outcome.behind and (self._index is None or outcome.event.index > self._index):
+                self._fell_behind(answer, outcome)
+                return
+            self._deliver(outcome.event)
+        if self._live():
+            self._arm_probe(answer)
+
+    def _fell_behind(self, answer: _Answer, found: Found) -> None:
+        behind = found.store - (self._index if self._index is not None else found.event.index - 1)
+        self._lagging(answer, Lag(DROPPED, behind))
+        answer.behind = True
+        self._abort(answer)
+        self._deliver(found.event)
+
+    def _lagging(self, answer: _Answer | None, lag: Lag) -> None:
+        self.lagged += 1
+        where = answer.endpoint if answer is not None else self.endpoint
+        what = {
+            BUSY: "the callbacks take nearly all the reactor's time; etcd will drop the "
+            "stream if this goes on",
+            DROPPED: "etcd dropped the stream (the callbacks are slower than the writes); "
+            "catching up",
+            HISTORY_LOST: "the stream fell behind etcd's history (the callbacks are slower "
+            "than the writes); reading the tree",
+        }[lag.reason]
+        self.log.warn(
+            "watch {key} is lagging at {endpoint} ({lag}): {what}",
+            key=self._key,
+            endpoint=where,
+            lag=str(lag),
+            what=what,
+        )
+        self._emit("lagging", lag)
+
     def _deliver(self, event: EtcdResponse) -> None:
-        if not self._active:
+        if not self._live():
             return
         if self._index is not None and event.index <= self._index:
             self.log.debug(
@@ -585,24 +772,19 @@ class Watcher(Listeners, Service):
         self._index = event.index
         self._next = event.index + 1
         self._failures = 0
+        meter = self._meter
+        if meter is None:
+            meter = self._meter = BusyMeter(self._clock)
+        started = self._clock.seconds()
         self._emit("change", event)
         if event.action in ACTIONS:
             self._emit(event.action, event)
+        if meter.add(started) and self._live():
+            self._lagging(self._answer, Lag(BUSY))
+            answer = self._answer
+            if answer is not None:
+                self._touch(answer)  # the probe's shorter interval, from now
 
 
 #: The default retry policy: stateless, so every watcher shares it.
 _DEFAULT_POLICY = backoffPolicy()
-
-
-def _chain(d: Deferred[None]) -> Deferred[None]:
-    """
-    A new Deferred firing when ``d`` does, leaving ``d``'s result alone.
-    """
-    result: Deferred[None] = Deferred()
-
-    def fire(outcome: object) -> object:
-        result.callback(None)
-        return outcome
-
-    d.addBoth(fire)
-    return result

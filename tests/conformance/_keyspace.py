@@ -1,17 +1,16 @@
 """
-Every key-space method and option against a real etcd.
+The key-space scenarios (formerly ``tests/integration/test_keyspace.py``): every key-space
+method and option, the same code on every back end.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.logger import ILogObserver, globalLogPublisher
 
-from tests.integration._support import EtcdTestCase, eventually
 from txetcd2 import (
     DirNotEmpty,
     EtcdResponse,
@@ -24,12 +23,18 @@ from txetcd2 import (
     RootReadOnly,
     TestFailed,
 )
-from txetcd2.testing import start_etcd
+
+if TYPE_CHECKING:
+    from tests.conformance._backends import Backend
+
+    _Base = Backend
+else:
+    _Base = object
 
 
-class ReadWriteTests(EtcdTestCase):
+class KeySpaceScenarios(_Base):
     """
-    Reading and writing keys.
+    Reading and writing keys, TTLs, the long-poll watch() and a server without v2.
     """
 
     async def test_set_get_round_trip(self) -> None:
@@ -209,11 +214,7 @@ class ReadWriteTests(EtcdTestCase):
         self.assertEqual([n.value for n in listing.node.nodes], [f"job{i}" for i in range(5)])
         self.assertEqual([n.key for n in listing.node.nodes], [r.node.key for r in created])
 
-
-class TTLTests(EtcdTestCase):
-    """
-    Expiry and TTL refresh.
-    """
+    # -- TTLs -------------------------------------------------------------------
 
     async def test_ttl_expiry_is_seen_by_watch(self) -> None:
         """
@@ -223,7 +224,7 @@ class TTLTests(EtcdTestCase):
         self.assertEqual(created.node.ttl, 1)
         assert created.node.expiration is not None
         self.assertGreater(created.node.expiration, datetime(2000, 1, 1, tzinfo=UTC))
-        event = await self.client.watch("t", index=created.index + 1)
+        event = await self.wait(self.client.watch("t", index=created.index + 1), "the expiry")
         self.assertEqual(event.action, "expire")
         with self.assertRaises(KeyNotFound):
             await self.client.get("t")
@@ -238,7 +239,7 @@ class TTLTests(EtcdTestCase):
         refreshed = await self.client.refresh("r", 200)
         self.assertEqual((refreshed.value, refreshed.node.ttl), ("v", 200))
         changed = await self.client.set("r", "w")
-        event = await watch
+        event = await self.wait(watch)
         self.assertEqual((event.action, event.index), ("set", changed.index))
         with self.assertRaises(KeyNotFound):
             await self.client.refresh("absent", 5)
@@ -260,13 +261,9 @@ class TTLTests(EtcdTestCase):
         async def gone() -> bool:
             return await self.client.get_value("z", None) is None
 
-        await eventually(gone)
+        await self.eventually(gone, "the expiry")
 
-
-class WatchTests(EtcdTestCase):
-    """
-    The long-poll watch().
-    """
+    # -- watch() ----------------------------------------------------------------
 
     async def test_next_change(self) -> None:
         """
@@ -282,7 +279,7 @@ class WatchTests(EtcdTestCase):
             written[response.index] = str(i)
             if pending.called:
                 break
-        event = await pending
+        event = await self.wait(pending)
         self.assertEqual(event.action, "set")
         self.assertEqual(written.get(event.index), event.value)
 
@@ -312,13 +309,9 @@ class WatchTests(EtcdTestCase):
         pending = client.watch("quiet")
         for i in range(3):
             await self.client.set("other", str(i))
-
-        async def renewed_twice() -> bool:
-            return len(renewals) >= 2
-
-        await eventually(renewed_twice)
+        await self.until(lambda: len(renewals) >= 2, "two renewals")
         written = await self.client.set("quiet", "now")
-        self.assertEqual((await pending).index, written.index)
+        self.assertEqual((await self.wait(pending)).index, written.index)
 
     async def test_history_cleared(self) -> None:
         """
@@ -331,25 +324,16 @@ class WatchTests(EtcdTestCase):
             await self.client.watch("hist", index=first.index)
         self.assertGreater(caught.exception.index, first.index + 1000)
 
-
-class V2DisabledTests(EtcdTestCase):
-    """
-    A server with the v2 API off.
-    """
-
-    def setUp(self) -> Deferred[None]:  # type: ignore[override]
-        return Deferred.fromCoroutine(self._start_disabled())
-
-    async def _start_disabled(self) -> None:
-        self.cluster = await start_etcd(self, 1, reactor=reactor, enable_v2=False)
-        self.client = self.make_client()
+    # -- a server without v2 ---------------------------------------------------------
 
     async def test_says_v2_is_disabled(self) -> None:
         """
-        Key-space calls raise EtcdV2Disabled, whose message says how to fix it.
+        Key-space calls on a server with the v2 API off raise EtcdV2Disabled, whose message
+        says how to fix it.
         """
+        client = self.make_client(await self.start_backend(1, enable_v2=False))
         with self.assertRaises(EtcdV2Disabled) as caught:
-            await self.client.get("a")
+            await client.get("a")
         self.assertIn("--enable-v2=true", str(caught.exception))
         with self.assertRaises(EtcdV2Disabled):
-            await self.client.set("a", "1")
+            await client.set("a", "1")

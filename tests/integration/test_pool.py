@@ -1,0 +1,190 @@
+"""
+The agent pool against a real etcd: reads and writes on kept-alive
+connections, watch streams with back-pressure, TLS, and quiet factories.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from tests.integration._single_etcd import reactor, start_etcd, temp_dir
+from tests.integration._support import EtcdTestCase, eventually
+from txetcd2 import EtcdClient
+from txetcd2._embedded.certificates import CertificateAuthority, write_tls_files
+from txetcd2._transport.default import AGENT_VARIABLE
+from txetcd2._transport.lines import EventStream
+from txetcd2._transport.pool import EtcdAgent
+
+
+def on_the_pool(case: TestCase) -> None:
+    """
+    Make the clients a test builds use the agent pool, whatever TXETCD2_AGENT says.
+
+    :param case: the test.
+    """
+    case.patch(os, "environ", {k: v for k, v in os.environ.items() if k != AGENT_VARIABLE})
+
+
+def _agent(client: EtcdClient) -> EtcdAgent:
+    agent: Any = client._session.exchange._http._agent
+    assert isinstance(agent, EtcdAgent)
+    return agent
+
+
+def _connections(agent: EtcdAgent) -> tuple[int, int]:
+    """(idle, busy) connections over all members."""
+    members = agent._members.values()
+    return sum(len(m.idle) for m in members), sum(len(m.busy) for m in members)
+
+
+@implementer(ILogObserver)
+class FactoryLogs:
+    """
+    Records "Starting factory" / "Stopping factory" log events, except those of
+    Twisted's HTTP/1.1 client factory (the test harness's readiness prober uses
+    Twisted's Agent; the client's pool never builds one).
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, event: LogEvent) -> None:
+        text = str(event.get("log_format") or "")
+        factory = event.get("factory")
+        if type(factory).__name__ == "_HTTP11ClientFactory":
+            return
+        if "factory" in text.lower():
+            self.seen.append(f"{text} {factory!r}")
+
+
+class PoolIntegrationTests(EtcdTestCase):
+    """
+    The client on its default agent, the pool, against one real etcd.
+    """
+
+    def setUp(self) -> Deferred[None]:  # type: ignore[override]
+        on_the_pool(self)
+        return super().setUp()
+
+    async def test_reads_and_writes_reuse_connections(self) -> None:
+        """Sequential sets and gets use one kept-alive connection; 64 gets in flight
+        are pipelined over at most 8 connections, 640 over at most 64, and every
+        answer is right."""
+        agent = _agent(self.client)
+        for i in range(100):
+            await self.client.set(f"pool/k{i}", f"v{i}")
+            self.assertEqual(await self.client.get_value(f"pool/k{i}"), f"v{i}")
+        self.assertEqual(_connections(agent), (1, 0))
+        values = await gatherResults(
+            [Deferred.fromCoroutine(self._value(f"pool/k{i % 100}")) for i in range(64)]
+        )
+        self.assertEqual(values, [f"v{i % 100}" for i in range(64)])
+        idle, busy = _connections(agent)
+        self.assertEqual(busy, 0)
+        self.assertLessEqual(idle, 8)
+        self.assertGreater(idle, 1)
+        values = await gatherResults(
+            [Deferred.fromCoroutine(self._value(f"pool/k{i % 100}")) for i in range(640)]
+        )
+        self.assertEqual(values, [f"v{i % 100}" for i in range(640)])
+        self.assertLessEqual(sum(_connections(agent)), 64)
+
+    async def test_member_restarted(self) -> None:
+        """After the member restarts, reads and writes on the pool succeed at once,
+        with no retry by the client (the stale kept-alive connection is not used)."""
+        client = self.make_client(max_retries=0)
+        await client.set("pool/restart", "before")
+        self.assertEqual(_connections(_agent(client)), (1, 0))
+        await self.cluster.members[0].restart()
+        self.assertEqual(await client.get_value("pool/restart"), "before")
+        await client.set("pool/restart", "after")
+        self.assertEqual(await client.get_value("pool/restart"), "after")
+
+    async def _value(self, key: str) -> str:
+        value: str = await self.client.get_value(key)
+        return value
+
+    async def test_watch_stream_with_back_pressure(self) -> None:
+        """A watch stream's events come in order as lines; while its reader pauses
+        none come, and after it resumes all do."""
+        await self.client.set("stream/start", "0")
+        agent = _agent(self.client)
+        url = self.cluster.client_urls[0].encode("ascii")
+        response = await agent.request(
+            b"GET", url + b"/v2/keys/stream?wait=true&recursive=true&stream=true"
+        )
+        self.assertEqual(response.code, 200)
+        lines: list[bytes] = []
+        stream = EventStream(lines.append)
+        response.deliverBody(stream)
+        self.addCleanup(lambda: stream.closed)
+        self.addCleanup(stream.abort)
+        for i in range(20):
+            await self.client.set(f"stream/k{i}", f"v{i}")
+
+        async def got(n: int) -> bool:
+            return len(lines) >= n
+
+        await eventually(lambda: got(20), 30.0)
+        assert stream.transport is not None
+        stream.transport.pauseProducing()  # type: ignore[attr-defined]
+        for i in range(20, 40):
+            await self.client.set(f"stream/k{i}", f"v{i}")
+        await self.client.get("stream/start")  # a round trip after the last write
+        self.assertEqual(len(lines), 20)
+        stream.transport.resumeProducing()  # type: ignore[attr-defined]
+        await eventually(lambda: got(40), 30.0)
+        self.assertEqual(len(lines), 40)
+        for i, line in enumerate(lines):
+            self.assertIn(f'"key":"/stream/k{i}"'.encode(), line)
+
+    async def test_no_factory_logs_and_close(self) -> None:
+        """Requests log no "Starting factory"/"Stopping factory" lines, and close()
+        leaves no connection."""
+        logs = FactoryLogs()
+        globalLogPublisher.addObserver(logs)
+        self.addCleanup(globalLogPublisher.removeObserver, logs)
+        client = self.make_client()
+        await gatherResults(
+            [Deferred.fromCoroutine(self._set(client, f"quiet/k{i}")) for i in range(10)]
+        )
+        await client.close()
+        self.assertEqual(_connections(_agent(client)), (0, 0))
+        self.assertEqual(logs.seen, [])
+
+    async def _set(self, client: EtcdClient, key: str) -> None:
+        await client.set(key, "x")
+
+
+class PoolTLSTests(TestCase):
+    """
+    The pool over TLS with client certificates.
+    """
+
+    timeout = 300
+
+    async def test_tls_reuses_connections(self) -> None:
+        """Over https with a client certificate, sets and gets work and reuse one
+        connection (one handshake)."""
+        on_the_pool(self)
+        directory = temp_dir(self, "txetcd2-pool-tls-")
+        files = write_tls_files(directory, CertificateAuthority())
+        etcd = start_etcd(self, "https", files.etcd_args())
+        client = EtcdClient(
+            etcd.url, reactor=reactor, ca=files.ca, cert=files.client_cert, key=files.client_key
+        )
+        self.addCleanup(client.close)
+        await etcd.wait_ready(client)
+        agent = _agent(client)
+        await agent.closeCachedConnections()  # start from no connection
+        self.assertEqual(_connections(agent), (0, 0))
+        for i in range(30):
+            await client.set(f"tls/k{i}", f"v{i}")
+            self.assertEqual(await client.get_value(f"tls/k{i}"), f"v{i}")
+        self.assertEqual(_connections(agent), (1, 0))

@@ -1,0 +1,410 @@
+"""
+One HTTP/1.1 client connection: request bytes built directly, answers parsed
+by ``httptools`` (llhttp, the C parser uvicorn uses).
+
+(Request bytes and a request's state: :mod:`txetcd2._transport.request`.)
+A connection carries a queue of requests: the first one is being answered,
+the others (pipelined reads) wait for their turn. Failures are reported with
+the exceptions Twisted's :class:`~twisted.web.client.Agent` uses, so the
+layers above cannot tell the two apart:
+
+- the connection closed before any byte of the answer:
+  :class:`~twisted.web.client.ResponseNeverReceived` ``([reason])``;
+- it closed or sent garbage after some bytes, before the headers ended:
+  :class:`~twisted.web.client.ResponseFailed` ``([reason])``;
+- a body with a length (``Content-Length`` or chunked) was cut: its reader
+  gets :class:`~twisted.web.client.ResponseFailed` ``([reason,
+  TruncatedBody])``; a body read until the connection closed ends with
+  :class:`~twisted.web.http.PotentialDataLoss`.
+
+What to do with the requests a lost connection leaves unanswered (retry,
+re-send or fail) is its owner's decision (:class:`ConnectionOwner`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from typing import Protocol as TypingProtocol
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from twisted.web.client import RequestGenerationFailed, ResponseFailed, ResponseNeverReceived
+from twisted.web.http import RESPONSES, PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import UNKNOWN_LENGTH
+
+from txetcd2._transport.request import WITH_BODY, BodyWriter, PendingRequest, request_head
+from txetcd2._transport.response import BODY_DONE, PoolResponse, SentRequest
+
+#: The most bytes an answer's status line and headers may take.
+MAX_HEADER_BYTES = 64 * 1024
+
+#: Header names as Twisted's :class:`Headers` spells them, by name as sent.
+_CANONICAL: dict[bytes, bytes] = {}
+
+#: How many distinct names :data:`_CANONICAL` keeps (a server may send any).
+_MAX_NAMES = 512
+
+
+def answer_headers(raw: dict[bytes, list[bytes]]) -> Headers:
+    """
+    Build an answer's :class:`Headers` from the names and values llhttp parsed.
+
+    llhttp has already refused names that are not tokens and values with
+    line breaks, so only the names' spelling is normalized (once per name,
+    as Twisted spells them), without the per-value checks of the public
+    constructor; when :class:`Headers` does not keep its table where it
+    used to, the public constructor is used.
+
+    :param raw: values by name, in the order they came.
+    :returns: the headers.
+    """
+    headers = Headers()
+    table: Any = getattr(headers, "_rawHeaders", None)
+    if not isinstance(table, dict):
+        return Headers(raw)  # pragma: no cover - a Twisted without the table
+    for name, values in raw.items():
+        canonical = _CANONICAL.get(name)
+        if canonical is None:
+            canonical = next(iter(Headers({name: [b""]}).getAllRawHeaders()))[0]
+            if len(_CANONICAL) < _MAX_NAMES:
+                _CANONICAL[name] = canonical
+        if canonical in table:
+            table[canonical].extend(values)
+        else:
+            table[canonical] = values
+    return headers
+
+
+class ParseError(Exception):
+    """
+    An answer that is not valid HTTP/1.1 (or has headers that are too long).
+    """
+
+
+class TruncatedBody(Exception):
+    """
+    The connection closed before the end of a body whose length was known.
+    """
+
+
+class ConnectionOwner(TypingProtocol):
+    """
+    What a connection reports to: the pool.
+    """
+
+    def released(self, connection: HTTP11Connection) -> None:
+        """
+        An answer ended and the connection may carry another request.
+
+        :param connection: the connection.
+        """
+
+    def retire(self, connection: HTTP11Connection) -> None:
+        """
+        The connection will close: no request may be given to it any more.
+
+        :param connection: the connection.
+        """
+
+    def lost(
+        self, connection: HTTP11Connection, reason: Failure, unanswered: list[PendingRequest]
+    ) -> None:
+        """
+        The connection closed with requests that got no byte of an answer.
+
+        :param connection: the connection.
+        :param reason: why it closed.
+        :param unanswered: those requests, in the order they were sent
+            (the first was being answered).
+        """
+
+
+class HTTP11Connection(Protocol):
+    """
+    One keep-alive HTTP/1.1 connection to one member.
+
+    :param owner: the pool it belongs to.
+    :param host: the ``Host`` header of its requests.
+    :param key: the member it goes to (for the owner).
+    :ivar queue: the requests sent and not yet answered, oldest first.
+    :ivar served: how many answers it carried to their end.
+    :ivar reusable: whether it may carry another request.
+    :ivar idle_since: when it last became idle (set by the owner).
+    :ivar polling: whether it carries a long poll (set by the owner).
+    :ivar retired: whether the owner stopped giving it requests.
+    :ivar extra: header lines added to each request (set by the owner).
+    :ivar explicit_keep_alive: whether an answer keeps the connection only
+        when it says ``keep-alive`` (set by the owner for HTTP proxies, some
+        of which close after every answer without saying so).
+    """
+
+    def __init__(self, owner: ConnectionOwner, host: bytes, key: Any = None) -> None:
+        self.owner = owner
+        self.host = host
+        self.key = key
+        self.queue: list[PendingRequest] = []  # short: a list is smaller than a deque
+        self.served = 0
+        self.connected = False
+        self.reusable = True
+        self.aborted = False
+        self._closed: Deferred[None] | None = None
+        self.idle_since = 0.0
+        self.polling = False
+        self.retired = False
+        self.extra = b""
+        self.explicit_keep_alive = False
+        self._parser = HttpResponseParser(self)
+        self._raw: dict[bytes, list[bytes]] = {}
+        self._in_headers = False
+        self._header_bytes = 0
+        self._informational = False
+        self._response: PoolResponse | None = None
+        self._until_close = False
+        self._keep_alive = True
+        self._discard = False
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "closed"
+        return f"<HTTP11Connection {self.host!r} {state} in_flight={len(self.queue)}>"
+
+    # -- sending -------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.connected = True
+
+    def send(self, request: PendingRequest) -> None:
+        """
+        Send a request on this connection (after those already in flight).
+
+        :param request: the request.
+        """
+        request.connection = self
+        request.state = "sent"
+        request.reused = self.served > 0
+        request.behind = bool(self.queue)
+        self.queue.append(request)
+        producer = request.producer
+        if producer is None:
+            length = 0 if request.method in WITH_BODY else None
+            head = request_head(
+                request.method, request.target, self.host, request.headers, length, self.extra
+            )
+            self.transport.write(head)  # type: ignore[union-attr]
+            return
+        length = producer.length
+        head = request_head(
+            request.method, request.target, self.host, request.headers, length, self.extra
+        )
+        writer = BodyWriter(self.transport, head, length is UNKNOWN_LENGTH)
+        producing = producer.startProducing(writer)
+        writer.flush()
+        producing.addCallbacks(
+            self._body_written,
+            self._body_failed,
+            callbackArgs=(request, writer),
+            errbackArgs=(request,),
+        )
+
+    def _body_written(self, _: object, request: PendingRequest, writer: BodyWriter) -> None:
+        if request.body_done:
+            return  # the answer came first, and the connection closes
+        writer.finish()
+        request.body_done = True
+        request.producer = None
+
+    def _body_failed(self, failure: Failure, request: PendingRequest) -> None:
+        if request.body_done or request.state == "answered":
+            return  # stopped because the answer came first
+        request.body_done = True
+        request.fail(Failure(RequestGenerationFailed([failure])))
+        self.abort()
+
+    # -- receiving -----------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._discard:
+            return
+        if not self.queue:
+            self._parse_error("the server sent bytes no request asked for")
+            return
+        self.queue[0].touched = True
+        try:
+            self._parser.feed_data(data)
+        except HttpParserError as e:
+            self._parse_error(f"invalid HTTP answer: {e}")
+            return
+        except HttpParserUpgrade:
+            self._parse_error("the server switched protocols, which this client does not do")
+            return
+        if self._in_headers:
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                self._parse_error(f"the answer's headers are over {MAX_HEADER_BYTES} bytes")
+
+    def on_message_begin(self) -> None:
+        if self.queue:
+            self.queue[0].touched = True
+        self._in_headers = True
+        self._header_bytes = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._raw.setdefault(name, []).append(value)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        raw, self._raw = self._raw, {}
+        if self._discard:
+            return
+        code: int = self._parser.get_status_code()
+        if code < 200 and code != 101:
+            self._informational = True  # 100 Continue and the like
+            return
+        request = self.queue[0]
+        headers = answer_headers(raw)
+        length: int | object = UNKNOWN_LENGTH
+        coding = headers.getRawHeaders(b"transfer-encoding")
+        chunked = coding is not None and b"chunked" in b",".join(coding).lower()
+        if not chunked:
+            given = headers.getRawHeaders(b"content-length")
+            if given is not None and given[-1].strip().isdigit():
+                length = int(given[-1])
+        head = request.method == b"HEAD"
+        if head or code in (204, 304):
+            length = 0
+        self._until_close = not head and not chunked and length is UNKNOWN_LENGTH
+        self._keep_alive = self._parser.should_keep_alive()
+        if self._keep_alive and self.explicit_keep_alive:
+            said: Sequence[bytes] = headers.getRawHeaders(b"connection", []) or (
+                headers.getRawHeaders(b"proxy-connection", [])
+            )
+            self._keep_alive = b"keep-alive" in b",".join(said).lower()
+        sent = SentRequest(request.method, request.uri, request.headers)
+        response = PoolResponse(sent, code, RESPONSES.get(code, b""), headers, length, self)
+        self._response = response
+        request.state = "answered"
+        if not request.d.called:
+            request.d.callback(response)
+        if head:
+            # llhttp would read a body here: end the answer now and close.
+            self._keep_alive = False
+            self.on_message_complete()
+            self._discard = True
+
+    def on_body(self, body: bytes) -> None:
+        response = self._response
+        if response is not None and not self._discard:
+            response.body_data(body)
+
+    def on_message_complete(self) -> None:
+        if self._informational:
+            self._informational = False
+            return
+        response = self._response
+        if response is None or self._discard:
+            return
+        self._response = None
+        request = self.queue.pop(0)
+        self.served += 1
+        if not request.body_done:
+            # The answer came before the whole body was sent.
+            request.body_done = True
+            if request.producer is not None:
+                request.producer.stopProducing()
+            self._keep_alive = False
+        if self._keep_alive and self.reusable:
+            self.owner.released(self)
+        else:
+            self.close()
+        response.body_end(BODY_DONE)
+
+    # -- the end -------------------------------------------------------------
+
+    def _parse_error(self, message: str) -> None:
+        failure = Failure(ResponseFailed([Failure(ParseError(message))]))
+        response = self._response
+        if response is not None:
+            self._response = None
+            self.queue.pop(0)
+            response.body_end(failure)
+        elif self.queue and self.queue[0].touched:
+            self.queue.pop(0).fail(failure)
+        self.abort()
+
+    def pause_reading(self) -> None:
+        """Stop reading answers (a body's reader is behind)."""
+        if self.transport is not None:
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+    def resume_reading(self) -> None:
+        """Read answers again (unless the connection is closing)."""
+        transport: Any = self.transport
+        if transport is not None and self.connected and not getattr(transport, "disconnecting", 0):
+            transport.resumeProducing()
+
+    def close(self) -> None:
+        """Close the connection once what was written is sent."""
+        self.reusable = False
+        self.owner.retire(self)
+        if self.transport is not None and self.connected:
+            self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """Drop the connection at once; what it carried fails."""
+        self.reusable = False
+        self.aborted = True
+        self._discard = True
+        self.owner.retire(self)
+        if self.transport is not None and self.connected:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.connected = False
+        self.reusable = False
+        self._discard = True
+        response = self._response
+        if response is not None:
+            self._response = None
+            self.queue.pop(0)
+            if self._until_close and not self.aborted:
+                response.body_end(Failure(PotentialDataLoss()))
+            elif self._until_close:
+                response.body_end(Failure(ResponseFailed([reason])))
+            else:
+                response.body_end(Failure(ResponseFailed([reason, Failure(TruncatedBody())])))
+        unanswered = list(self.queue)
+        self.queue.clear()
+        if unanswered and unanswered[0].touched:
+            unanswered.pop(0).fail(Failure(ResponseFailed([reason])))
+        for request in unanswered:
+            if request.producer is not None and not request.body_done:
+                request.body_done = True
+                request.producer.stopProducing()
+        self.owner.lost(self, reason, unanswered)
+        if self._closed is not None:
+            self._closed.callback(None)
+
+    @property
+    def closed(self) -> Deferred[None]:
+        """
+        A Deferred firing with ``None`` once the connection is gone (at once
+        when it is gone already).
+        """
+        if self._closed is None:
+            self._closed = Deferred()
+            if not self.connected and self.transport is not None:
+                self._closed.callback(None)
+        return self._closed
+
+
+def never_received(reason: Failure) -> Failure:
+    """
+    The failure of a request that got no byte of an answer.
+
+    :param reason: why the connection closed.
+    :returns: a :class:`~twisted.web.client.ResponseNeverReceived` failure.
+    """
+    return Failure(ResponseNeverReceived([reason]))
