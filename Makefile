@@ -74,6 +74,7 @@ tinyproxy:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=. $(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy

@@ -15,7 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase
 import txetcd2.testing
 from txetcd2 import (
     EtcdConnectionError,
+    EtcdOutcomeUnknown,
     EtcdResponse,
+    EtcdTimeout,
     EtcdV2Disabled,
     EventIndexCleared,
     KeyNotFound,
@@ -255,6 +257,93 @@ class FailoverTests(SynchronousTestCase):
         closed = writer.close()
         self.etcd.clock.advance(0)
         self.successResultOf(closed)
+
+
+class FaultTests(SynchronousTestCase):
+    """
+    Transient failures, lost answers, lost history, a large start index and the request log.
+    """
+
+    def setUp(self) -> None:
+        self.etcd, self.client = memory_etcd(self, timeout=2.0, max_retries=0)
+        self.member = self.etcd.members[0]
+
+    def test_fail_times(self) -> None:
+        """fail(times=1) fails one request, then the member answers normally again."""
+        self.member.fail(503, times=1)
+        failure = self.failureResultOf(self.client.get("/k"))
+        self.assertIn("300", str(failure.value))
+        self.assertEqual(self.member.state, "answering")
+        self.failureResultOf(self.client.get("/k"), KeyNotFound)
+
+    def test_fail_match(self) -> None:
+        """fail(match=...) fails only the matching requests; restore() ends it."""
+        self.member.fail(500, match=lambda request: request.method == "GET")
+        self.assertEqual(self.successResultOf(self.client.set("/k", "1")).value, "1")
+        self.assertIn("300", str(self.failureResultOf(self.client.get("/k")).value))
+        self.assertIn("300", str(self.failureResultOf(self.client.get("/k")).value))
+        self.member.restore()
+        self.assertEqual(self.successResultOf(self.client.get_value("/k")), "1")
+        self.assertRaises(ValueError, self.member.fail, 500, times=0)
+
+    def test_lost_answer_applied(self) -> None:
+        """lose_answers() applies the next write and never answers it: the outcome is unknown."""
+        self.member.lose_answers()
+        write = self.client.append("/q", "1")
+        self.assertNoResult(write)
+        self.assertEqual(self.member.pending, 1)
+        self.etcd.clock.advance(2.0)
+        self.failureResultOf(write, EtcdOutcomeUnknown)
+        self.assertEqual(self.member.pending, 0)
+        queue = self.successResultOf(self.client.get("/q")).node
+        self.assertEqual([n.value for n in queue.nodes], ["1"])
+        self.assertEqual(self.successResultOf(self.client.append("/q", "2")).value, "2")
+
+    def test_lost_answer_dropped(self) -> None:
+        """lose_answers(apply=False) neither applies nor answers the next writes; reads answer."""
+        self.member.lose_answers(2, apply=False)
+        self.failureResultOf(self.client.get("/q"), KeyNotFound)
+        writes = [self.client.append("/q", "1"), self.client.set("/k", "1")]
+        self.etcd.clock.advance(2.0)
+        self.failureResultOf(writes[0], EtcdOutcomeUnknown)
+        self.failureResultOf(writes[1], EtcdTimeout)
+        self.failureResultOf(self.client.get("/q"), KeyNotFound)
+        self.assertEqual(self.etcd.index, 0)
+        self.assertEqual(self.successResultOf(self.client.append("/q", "2")).value, "2")
+        self.assertRaises(ValueError, self.member.lose_answers, 0)
+
+    def test_lost_history(self) -> None:
+        """lose_history() answers the next watch with a waitIndex with EventIndexCleared."""
+        first = self.successResultOf(self.client.set("/k", "1"))
+        self.member.lose_history()
+        failure = self.failureResultOf(
+            self.client.watch("/k", index=first.index), EventIndexCleared
+        )
+        self.assertIn("cleared", str(failure.value))
+        self.assertEqual(self.successResultOf(self.client.watch("/k", index=first.index)).index, 1)
+        self.assertRaises(ValueError, self.member.lose_history, 0)
+
+    def test_start_index(self) -> None:
+        """index= starts the store there, as in a long-lived cluster; bad ones are refused."""
+        etcd = MemoryEtcd(index=10**19)
+        client = etcd.client()
+        self.assertEqual(self.successResultOf(client.set("/k", "1")).index, 10**19 + 1)
+        self.assertEqual(self.successResultOf(client.get("/k")).etcd_index, 10**19 + 1)
+        closed = client.close()
+        etcd.close()
+        self.successResultOf(closed)
+        self.assertRaises(ValueError, MemoryEtcd, index=-1)
+        self.assertRaises(ValueError, MemoryEtcd, index=2**64)
+
+    def test_request_log_form(self) -> None:
+        """The request log holds a write's form fields; reads have none."""
+        self.successResultOf(self.client.set("/k", "v", ttl=30))
+        self.successResultOf(self.client.refresh("/k", 60))
+        self.successResultOf(self.client.get("/k"))
+        forms = [r.form for r in self.etcd.requests]
+        self.assertEqual(forms[0], {"value": "v", "ttl": "30"})
+        self.assertEqual(forms[1], {"ttl": "60", "refresh": "true"})
+        self.assertEqual(forms[2], {})
 
 
 class CleanupTests(SynchronousTestCase):

@@ -22,11 +22,11 @@ class ElectionTests(RecipeTestCase):
         super().setUp()
         self.log: list[tuple[float, str, str, object]] = []
 
-    def candidate(self, identity: str, ttl: int = 6, host: str = "h1:2379") -> LeaderElection:
+    def candidate(self, identity: str, ttl: int = 6, member: int = 0) -> LeaderElection:
         """
         A started candidate with its own client, whose events are logged; stopped at the end.
         """
-        election = LeaderElection(self.client(host), "boss", identity, ttl=ttl)
+        election = LeaderElection(self.client(member), "boss", identity, ttl=ttl)
         election.on(
             "elected",
             lambda token: self.log.append((self.clock.seconds(), identity, "elected", token)),
@@ -72,10 +72,11 @@ class ElectionTests(RecipeTestCase):
         self.assertEqual(self.kinds(), [("a", "elected")])
         self.assertTrue(a.is_leader)
         self.assertFalse(b.is_leader)
-        self.assertEqual(self.etcd.values[KEY][0], "a")
-        self.assertEqual(self.etcd.ttls[KEY], 6)
+        node = self.node(KEY)
+        assert node is not None
+        self.assertEqual((node.value, node.ttl), ("a", 6))
         self.assertEqual(self.result(b.leader()), "a")
-        self.assertEqual(self.log[0][3], self.etcd.values[KEY][1])
+        self.assertEqual(self.log[0][3], node.created_index)
 
     def test_leader_renews(self) -> None:
         """A leader keeps its key alive far past its TTL, with refreshes."""
@@ -83,7 +84,7 @@ class ElectionTests(RecipeTestCase):
         self.candidate("b", ttl=3)
         self.advance(60)
         self.assertEqual(self.kinds(), [("a", "elected")])
-        self.assertEqual(self.etcd.values[KEY][0], "a")
+        self.assertEqual(self.value(KEY), "a")
 
     def test_stop_hands_over(self) -> None:
         """Stopping the leader deletes its key; another candidate is elected at once."""
@@ -93,7 +94,7 @@ class ElectionTests(RecipeTestCase):
         self.result(a.stopService())
         self.assertEqual(self.kinds(), [("a", "elected"), ("a", "deposed"), ("b", "elected")])
         self.assertEqual(self.log[1][3], "stopped")
-        self.assertEqual(self.etcd.values[KEY][0], "b")
+        self.assertEqual(self.value(KEY), "b")
         self.assertAlternating()
 
     def test_resign(self) -> None:
@@ -111,41 +112,43 @@ class ElectionTests(RecipeTestCase):
 
     def test_deposed_when_cut_off(self) -> None:
         """
-        A leader that cannot renew is deposed ``ttl`` after its last renewal,
-        no later than another candidate is elected.
+        A leader that cannot renew is deposed ``ttl`` after its last renewal, less
+        the safety margin (0.5 s here), before etcd expires its key and another
+        candidate is elected.
         """
-        self.candidate("a", ttl=6, host="h1:2379")
-        self.candidate("b", ttl=6, host="h2:2379")
+        self.candidate("a", ttl=6, member=0)
+        self.candidate("b", ttl=6, member=1)
         self.advance(2)  # a's renewal sent at t=2 succeeds
-        self.etcd.unanswered.add("h1:2379")
-        self.advance(5.5)
+        self.member(0).stop_answering()
+        self.advance(5.0)
         self.assertEqual(self.kinds(), [("a", "elected")])
-        self.advance(0.5)
-        self.assertEqual(self.kinds(), [("a", "elected"), ("a", "deposed"), ("b", "elected")])
-        self.assertIn(self.log[1][3], ("expired", "missing"))
-        self.assertEqual(self.log[1][0], 8.0)
-        self.assertAlternating()
-        self.etcd.unanswered.clear()
+        self.advance(1.0)
+        at = {(who, what): (t, why) for t, who, what, why in self.log}
+        self.assertEqual(sorted(at), [("a", "deposed"), ("a", "elected"), ("b", "elected")])
+        deposed_at, why = at["a", "deposed"]
+        self.assertEqual((deposed_at, why), (7.5, "expired"))
+        self.assertLess(deposed_at, at["b", "elected"][0])
+        self.member(0).restore()
         self.advance(3)
-        self.assertEqual(self.etcd.values[KEY][0], "b")
+        self.assertEqual(self.value(KEY), "b")
 
     def test_key_deleted(self) -> None:
         """When the key is deleted, the leader is deposed at once and one candidate leads again."""
         a = self.candidate("a")
         b = self.candidate("b")
-        self.etcd.delete(KEY)
+        self.delete(KEY)
         self.settle()
         self.assertEqual(self.kinds()[:2], [("a", "elected"), ("a", "deposed")])
         self.assertEqual(self.log[1][3], "missing")
         self.advance(10)
         self.assertAlternating()
         [leader] = [e for e in (a, b) if e.is_leader]
-        self.assertEqual(self.etcd.values[KEY][0], leader.identity)
+        self.assertEqual(self.value(KEY), leader.identity)
 
     def test_key_replaced(self) -> None:
         """When someone else sets the key, the leader is deposed at once (its watch sees it)."""
         a = self.candidate("a")
-        self.etcd.set(KEY, "intruder")
+        self.set(KEY, "intruder")
         self.settle()
         self.assertEqual(self.kinds(), [("a", "elected"), ("a", "deposed")])
         self.assertEqual(self.log[1][3], "missing")
@@ -162,7 +165,9 @@ class ElectionTests(RecipeTestCase):
         election.startService()
         self.stops.append(election.stopService)
         self.settle()
-        self.assertEqual(calls, ["elected", f"token {self.etcd.values[KEY][1]}"])
+        node = self.node(KEY)
+        assert node is not None
+        self.assertEqual(calls, ["elected", f"token {node.created_index}"])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
     def test_leader_none(self) -> None:
@@ -172,7 +177,7 @@ class ElectionTests(RecipeTestCase):
 
     def test_create_outcome_unknown(self) -> None:
         """A create applied without an answer is recognised as ours by its value."""
-        self.etcd.lose_answers = 1
+        self.member().lose_answers()
         a = self.candidate("a")
         self.advance(2.5)
         self.assertEqual(self.kinds(), [("a", "elected")])
@@ -180,12 +185,12 @@ class ElectionTests(RecipeTestCase):
 
     def test_stop_during_unanswered_create(self) -> None:
         """Stopped while its create is unanswered, a candidate deletes the key it made."""
-        self.etcd.lose_answers = 1
+        self.member().lose_answers()
         a = self.candidate("a")
-        self.assertEqual(self.etcd.values[KEY][0], "a")
+        self.assertEqual(self.value(KEY), "a")
         self.stops.remove(a.stopService)
         self.result(a.stopService())
-        self.assertNotIn(KEY, self.etcd.values)
+        self.assertIsNone(self.node(KEY))
         self.assertEqual(self.kinds(), [])
 
     def test_stop_when_not_started(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.internet.defer import CancelledError, Deferred
 
 from tests._recipes_case import RecipeTestCase
-from txetcd2 import EtcdError, Unauthorized
+from txetcd2 import EtcdError, NotDir
 from txetcd2.recipes import Lock, LockNotAcquired
 
 QUEUE = "/_txetcd2/locks/job"
@@ -18,11 +18,11 @@ class LockTests(RecipeTestCase):
     A fair lock: FIFO queue of in-order keys, fencing tokens, renewal, ``lost``.
     """
 
-    def lock(self, ttl: int = 6, host: str = "h1:2379") -> Lock:
+    def lock(self, ttl: int = 6) -> Lock:
         """
         A lock on ``job`` with its own client, released at the end of the test.
         """
-        lock = Lock(self.client(host), "job", ttl=ttl)
+        lock = Lock(self.client(), "job", ttl=ttl)
         self.stops.append(lock.release)
         return lock
 
@@ -30,14 +30,15 @@ class LockTests(RecipeTestCase):
         """The token is the holder key's created index; release deletes the key."""
         lock = self.lock()
         token = self.result(lock.acquire())
-        [key] = self.etcd.keys_below(QUEUE)
-        self.assertEqual(token, self.etcd.values[key][1])
-        self.assertEqual(self.etcd.ttls[key], 6)
+        [key] = self.keys_below(QUEUE)
+        node = self.node(key)
+        assert node is not None
+        self.assertEqual((token, node.ttl), (node.created_index, 6))
         self.assertTrue(lock.held)
         self.assertEqual(lock.token, token)
         self.result(lock.release())
         self.assertFalse(lock.held)
-        self.assertEqual(self.etcd.keys_below(QUEUE), [])
+        self.assertEqual(self.keys_below(QUEUE), [])
 
     def test_fifo_and_increasing_tokens(self) -> None:
         """Waiters get the lock in arrival order, each watching only its predecessor."""
@@ -47,7 +48,7 @@ class LockTests(RecipeTestCase):
         self.settle()
         self.assertNoResult(waiting_b)
         self.assertNoResult(waiting_c)
-        key_a, key_b, _ = self.etcd.keys_below(QUEUE)
+        key_a, key_b, _ = self.keys_below(QUEUE)
         self.assertEqual(
             sorted(set(self.watch_paths())), sorted({f"/v2/keys{key_a}", f"/v2/keys{key_b}"})
         )
@@ -59,7 +60,7 @@ class LockTests(RecipeTestCase):
         self.assertLess(first, second)
         self.assertLess(second, third)
         self.result(c.release())
-        self.assertEqual(self.etcd.keys_below(QUEUE), [])
+        self.assertEqual(self.keys_below(QUEUE), [])
 
     def test_non_blocking_leaves_no_key(self) -> None:
         """A failed non-blocking try raises LockNotAcquired and deletes its key."""
@@ -70,7 +71,7 @@ class LockTests(RecipeTestCase):
         failure = self.failureResultOf(trying, LockNotAcquired)
         self.assertIsInstance(failure.value, EtcdError)
         self.assertIn("held by another client", str(failure.value))
-        self.assertEqual(len(self.etcd.keys_below(QUEUE)), 1)
+        self.assertEqual(len(self.keys_below(QUEUE)), 1)
         self.assertFalse(b.held)
 
     def test_timeout_leaves_no_key(self) -> None:
@@ -83,7 +84,7 @@ class LockTests(RecipeTestCase):
         self.advance(0.5)
         failure = self.failureResultOf(waiting, LockNotAcquired)
         self.assertIn("within 4s", str(failure.value))
-        self.assertEqual(len(self.etcd.keys_below(QUEUE)), 1)
+        self.assertEqual(len(self.keys_below(QUEUE)), 1)
         self.assertTrue(a.held)
 
     def test_cancel_leaves_no_key(self) -> None:
@@ -95,7 +96,7 @@ class LockTests(RecipeTestCase):
         waiting_b.cancel()
         self.settle()
         self.failureResultOf(waiting_b, CancelledError)
-        self.assertEqual(len(self.etcd.keys_below(QUEUE)), 2)
+        self.assertEqual(len(self.keys_below(QUEUE)), 2)
         self.result(a.release())
         self.assertTrue(c.held)
         self.successResultOf(waiting_c)
@@ -106,32 +107,32 @@ class LockTests(RecipeTestCase):
         self.result(lock.acquire())
         self.advance(30)
         self.assertTrue(lock.held)
-        self.assertEqual(len(self.etcd.keys_below(QUEUE)), 1)
-        refreshes = [q for _, p, q in self.etcd.requests if q.get("refresh") == "true"]
-        self.assertGreaterEqual(len(refreshes), 29)
+        self.assertEqual(len(self.keys_below(QUEUE)), 1)
+        self.assertGreaterEqual(self.refreshes(), 29)
         self.assertNoResult(lock.lost)
 
     def test_lost_within_ttl_of_last_renewal(self) -> None:
-        """Cut off from etcd, the holder's ``lost`` fires ``ttl`` after its last renewal."""
+        """Cut off from etcd, the holder's ``lost`` fires ``ttl`` after its last renewal, less
+        the safety margin (0.5 s here): before etcd can expire its key."""
         lock = self.lock(ttl=6)
         self.result(lock.acquire())
         self.advance(2)  # the renewal sent at t=2 succeeds
-        self.etcd.unanswered.add("h1:2379")
-        self.advance(5.5)
+        self.member().stop_answering()
+        self.advance(5.0)
         self.assertNoResult(lock.lost)
         self.assertTrue(lock.held)
         self.advance(0.5)
         self.assertEqual(self.successResultOf(lock.lost), "expired")
         self.assertFalse(lock.held)
-        self.etcd.unanswered.clear()
+        self.member().restore()
         self.settle()
 
     def test_lost_when_key_deleted(self) -> None:
         """When its key is deleted, the holder learns it at its next renewal."""
         lock = self.lock(ttl=6)
         self.result(lock.acquire())
-        [key] = self.etcd.keys_below(QUEUE)
-        self.etcd.delete(key)
+        [key] = self.keys_below(QUEUE)
+        self.delete(key)
         self.advance(2)
         self.assertEqual(self.successResultOf(lock.lost), "missing")
         self.assertFalse(lock.held)
@@ -144,13 +145,13 @@ class LockTests(RecipeTestCase):
         self.advance(120)
         self.assertTrue(short.held)
         self.assertNoResult(waiting)
-        self.assertEqual(len(self.etcd.keys_below(QUEUE)), 2)
+        self.assertEqual(len(self.keys_below(QUEUE)), 2)
         self.result(short.release())
         self.successResultOf(waiting)
         again = short.acquire()
         self.advance(120)
         self.assertNoResult(again)
-        self.assertEqual(len(self.etcd.keys_below(QUEUE)), 2)
+        self.assertEqual(len(self.keys_below(QUEUE)), 2)
         self.result(long.release())
         self.successResultOf(again)
 
@@ -158,8 +159,7 @@ class LockTests(RecipeTestCase):
         """A waiter whose watch gets 401 EventIndexCleared reads the queue again and waits on."""
         a, b = self.lock(), self.lock()
         self.result(a.acquire())
-        cleared = {"errorCode": 401, "message": "The event in requested index is outdated"}
-        self.etcd.watch_failures.append((400, {**cleared, "cause": "[1/2]", "index": 9}))
+        self.member().lose_history()
         waiting = b.acquire()
         self.settle()
         self.assertNoResult(waiting)
@@ -170,38 +170,40 @@ class LockTests(RecipeTestCase):
     def test_append_outcome_unknown_found_by_value(self) -> None:
         """An append applied without an answer is found by its owner token, not made twice."""
         lock = self.lock()
-        self.etcd.lose_answers = 1
+        self.member().lose_answers()
         acquiring = lock.acquire()
         self.advance(2.5)
         token = self.successResultOf(acquiring)
-        [key] = self.etcd.keys_below(QUEUE)
-        self.assertEqual(token, self.etcd.values[key][1])
+        [key] = self.keys_below(QUEUE)
+        node = self.node(key)
+        assert node is not None
+        self.assertEqual(token, node.created_index)
 
     def test_append_outcome_unknown_not_applied(self) -> None:
         """An append neither applied nor answered is made again."""
         lock = self.lock()
-        self.etcd.drop_writes = 1
+        self.member().lose_answers(apply=False)
         acquiring = lock.acquire()
         self.advance(2.5)
         self.successResultOf(acquiring)
-        self.assertEqual(len(self.etcd.keys_below(QUEUE)), 1)
+        self.assertEqual(len(self.keys_below(QUEUE)), 1)
 
     def test_cancel_during_unanswered_append(self) -> None:
         """Cancelled while its append is unanswered, an acquire deletes the key it made."""
         lock = self.lock()
-        self.etcd.lose_answers = 1
+        self.member().lose_answers()
         acquiring = lock.acquire()
         self.settle()
-        self.assertEqual(len(self.etcd.keys_below(QUEUE)), 1)
+        self.assertEqual(len(self.keys_below(QUEUE)), 1)
         acquiring.cancel()
         self.settle()
         self.failureResultOf(acquiring, CancelledError)
-        self.assertEqual(self.etcd.keys_below(QUEUE), [])
+        self.assertEqual(self.keys_below(QUEUE), [])
 
     def test_transient_read_failure_retried(self) -> None:
         """A failed read of the queue (raft error) is retried a second later."""
         lock = self.lock()
-        self.etcd.failures.append((500, {"errorCode": 300, "message": "Raft Internal Error"}))
+        self.member().fail(500, times=1, match=lambda request: request.method == "GET")
         acquiring = lock.acquire()
         self.settle()
         self.assertNoResult(acquiring)
@@ -209,25 +211,25 @@ class LockTests(RecipeTestCase):
         self.successResultOf(acquiring)
 
     def test_configuration_error_fails_acquire(self) -> None:
-        """An error that retrying cannot fix (no permission) fails the acquire at once."""
+        """An error retrying cannot fix (the queue is a key, not a directory) fails at once."""
+        self.set(QUEUE, "not a directory")
         lock = self.lock()
-        denied = {"errorCode": 110, "message": "The request requires user authentication"}
-        self.etcd.write_failures.append((401, denied))
         acquiring = lock.acquire()
         self.settle()
-        self.failureResultOf(acquiring, Unauthorized)
-        self.assertEqual(self.etcd.keys_below(QUEUE), [])
+        self.failureResultOf(acquiring, NotDir)
+        self.assertEqual(self.value(QUEUE), "not a directory")
+        self.assertEqual(len([r for r in self.etcd.requests if r.method == "POST"]), 1)
         self.assertFalse(lock.held)
 
     def test_twenty_digit_keys(self) -> None:
         """In-order keys of 20 digits order by index across a change of digit count (#123)."""
-        self.etcd.index = 10**19 - 3
+        self.new_etcd(index=10**19 - 3)
         a, b = self.lock(), self.lock()
         first = self.result(a.acquire())
         waiting = b.acquire()
         self.settle()
         self.assertNoResult(waiting)
-        self.assertEqual([len(k.rsplit("/", 1)[1]) for k in self.etcd.keys_below(QUEUE)], [20, 20])
+        self.assertEqual([len(k.rsplit("/", 1)[1]) for k in self.keys_below(QUEUE)], [20, 20])
         self.result(a.release())
         self.assertGreater(self.successResultOf(waiting), first)
         self.assertGreaterEqual(first, 10**19 - 2)
@@ -244,7 +246,7 @@ class LockTests(RecipeTestCase):
         self.result(Deferred.fromCoroutine(use()))
         self.assertEqual(seen, [True])
         self.assertFalse(lock.held)
-        self.assertEqual(self.etcd.keys_below(QUEUE), [])
+        self.assertEqual(self.keys_below(QUEUE), [])
 
     def test_bad_arguments(self) -> None:
         """Bad arguments raise TypeError or ValueError before any request."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tests._recipes_case import RecipeTestCase
-from tests._recipes_etcd import WritableEtcd
 from txetcd2.recipes import Mirror
 
 
@@ -32,13 +31,13 @@ class MirrorTests(RecipeTestCase):
         """
         What etcd holds below ``prefix``.
         """
-        return {k: v[0] for k, v in self.etcd.values.items() if k.startswith(prefix + "/")}
+        return self.values_below(prefix)
 
     def test_initial_content(self) -> None:
         """After ``ready`` the mirror holds every key below the prefix, by full key."""
-        self.etcd.set("/config/db/host", "db1")
-        self.etcd.set("/config/color", "blue")
-        self.etcd.set("/other", "x")
+        self.set("/config/db/host", "db1")
+        self.set("/config/color", "blue")
+        self.set("/other", "x")
         mirror = self.mirror()
         self.successResultOf(mirror.ready)
         self.assertIsInstance(mirror, Mapping)
@@ -56,19 +55,19 @@ class MirrorTests(RecipeTestCase):
         mirror = self.mirror()
         self.successResultOf(mirror.ready)
         self.assertEqual(len(mirror), 0)
-        self.etcd.set("/config/a", "1")
+        self.set("/config/a", "1")
         self.settle()
         self.assertEqual(dict(mirror), {"/config/a": "1"})
 
     def test_changes(self) -> None:
         """Sets, updates and deletes (of keys and directories) reach the mapping and callbacks."""
-        self.etcd.set("/config/a", "1")
+        self.set("/config/a", "1")
         mirror = self.mirror()
-        self.etcd.set("/config/a", "2")
-        self.etcd.set("/config/dir/b", "3")
-        self.etcd.set("/config/dir/c", "4")
-        self.etcd.delete("/config/dir")
-        self.etcd.delete("/config/a")
+        self.set("/config/a", "2")
+        self.set("/config/dir/b", "3")
+        self.set("/config/dir/c", "4")
+        self.delete("/config/dir")
+        self.delete("/config/a")
         self.settle()
         self.assertEqual(dict(mirror), {})
         self.assertEqual(
@@ -99,23 +98,21 @@ class MirrorTests(RecipeTestCase):
         Writes beyond etcd's history while the stream is silent end in a
         resync: the mirror equals etcd, and each difference was reported once.
         """
-        self.etcd = WritableEtcd(self.clock, history=20)
-        self.agent = type(self.agent)(self.etcd)
-        self.etcd.pump = self.agent.flush
+        self.new_etcd(history=20)
         for i in range(5):
-            self.etcd.set(f"/config/k{i}", "old")
+            self.set(f"/config/k{i}", "old")
         mirror = self.mirror()
-        self.etcd.silent.add("h1:2379")
+        self.member().silence()
         for i in range(60):
-            self.etcd.set(f"/config/k{i % 8}", f"v{i}")
-        self.etcd.delete("/config/k0")
+            self.set(f"/config/k{i % 8}", f"v{i}")
+        self.delete("/config/k0")
         self.assertEqual(mirror["/config/k1"], "old")
-        self.etcd.silent.clear()
+        self.member().restore()
         self.advance(10)
         self.assertEqual(mirror.resyncs, 1)
         self.assertEqual(dict(mirror), self.expected())
         self.assertEqual(len(self.changes), 5 + 8)  # k0 gone, k1-k4 changed, k5-k7 new
-        self.etcd.set("/config/after", "1")
+        self.set("/config/after", "1")
         self.settle()
         self.assertEqual(dict(mirror), self.expected())
 
@@ -124,19 +121,19 @@ class MirrorTests(RecipeTestCase):
         mirror = self.mirror()
         self.stops.remove(mirror.stop)
         self.result(mirror.stop())
-        self.etcd.set("/config/late", "1")
+        self.set("/config/late", "1")
         self.settle()
         self.assertNotIn("/config/late", mirror)
-        self.assertEqual(self.etcd.watches, [])
+        self.assertEqual(self.etcd.watch_count, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_restart(self) -> None:
         """Started again after a stop, the mirror catches up and reports what it missed."""
-        self.etcd.set("/config/a", "1")
+        self.set("/config/a", "1")
         mirror = self.mirror()
         self.result(mirror.stop())
-        self.etcd.set("/config/a", "2")
-        self.etcd.set("/config/b", "3")
+        self.set("/config/a", "2")
+        self.set("/config/b", "3")
         mirror.start()
         self.settle()
         self.assertEqual(dict(mirror), {"/config/a": "2", "/config/b": "3"})
@@ -144,8 +141,8 @@ class MirrorTests(RecipeTestCase):
 
     def test_first_read_retried(self) -> None:
         """When the first read fails, it is retried; ``ready`` fires once it succeeded."""
-        self.etcd.failures.append((500, {"errorCode": 300, "message": "Raft Internal Error"}))
-        self.etcd.set("/config/a", "1")
+        self.member().fail(500, times=1)
+        self.set("/config/a", "1")
         mirror = self.mirror()
         self.assertNoResult(mirror.ready)
         self.advance(5)

@@ -28,6 +28,14 @@ class RegistrationTests(RecipeTestCase):
         self.settle()
         return registration
 
+    def ttl_and_value(self) -> tuple[int | None, str | None]:
+        """
+        The key's TTL (seconds left) and value in etcd.
+        """
+        node = self.node(KEY)
+        assert node is not None
+        return node.ttl, node.value
+
     def test_is_a_service(self) -> None:
         """A ServiceRegistration provides IService."""
         self.assertTrue(verifyObject(IService, ServiceRegistration(self.client(), KEY, "up")))
@@ -35,43 +43,40 @@ class RegistrationTests(RecipeTestCase):
     def test_registers_and_renews(self) -> None:
         """The key is set with its TTL and refreshed, so it outlives the TTL many times."""
         registration = self.registration(ttl=3)
-        self.assertEqual(self.etcd.values[KEY][0], "up")
-        self.assertEqual(self.etcd.ttls[KEY], 3)
+        self.assertEqual(self.ttl_and_value(), (3, "up"))
         self.advance(30)
-        self.assertIn(KEY, self.etcd.values)
+        self.assertEqual(self.value(KEY), "up")
         self.assertTrue(registration.registered)
         self.assertEqual(registration.registrations, 1)
-        refreshes = [q for _, _, q in self.etcd.requests if q.get("refresh") == "true"]
-        self.assertGreaterEqual(len(refreshes), 29)
+        self.assertGreaterEqual(self.refreshes(), 29)
 
     def test_comes_back_after_partition(self) -> None:
         """Cut off past its TTL, the key expires; once etcd answers again, it is set again."""
         registration = self.registration(ttl=6)
-        self.etcd.unanswered.add("h1:2379")
+        self.member().stop_answering()
         self.advance(10)
-        self.assertNotIn(KEY, self.etcd.values)
+        self.assertIsNone(self.node(KEY))
         self.assertFalse(registration.registered)
-        self.etcd.unanswered.clear()
+        self.member().restore()
         self.advance(4)
-        self.assertEqual(self.etcd.values[KEY][0], "up")
+        self.assertEqual(self.value(KEY), "up")
         self.assertTrue(registration.registered)
         self.assertEqual(registration.registrations, 2)
 
     def test_recreated_after_delete(self) -> None:
         """A key deleted by someone else is set again at the next refresh."""
         registration = self.registration(ttl=6)
-        self.etcd.delete(KEY)
+        self.delete(KEY)
         self.advance(2)
-        self.assertEqual(self.etcd.values[KEY][0], "up")
+        self.assertEqual(self.value(KEY), "up")
         self.assertEqual(registration.registrations, 2)
 
     def test_overwritten_value_restored(self) -> None:
         """A key overwritten with another value gets this value back at the next refresh."""
         registration = self.registration(ttl=6)
-        self.etcd.set(KEY, "stale")
+        self.set(KEY, "stale")
         self.advance(2)
-        self.assertEqual(self.etcd.values[KEY][0], "up")
-        self.assertEqual(self.etcd.ttls[KEY], 6)
+        self.assertEqual(self.ttl_and_value(), (6, "up"))
         self.assertEqual(registration.registrations, 2)
 
     def test_stop_deletes(self) -> None:
@@ -79,17 +84,17 @@ class RegistrationTests(RecipeTestCase):
         registration = self.registration()
         self.stops.remove(registration.stopService)
         self.result(registration.stopService())
-        self.assertNotIn(KEY, self.etcd.values)
+        self.assertIsNone(self.node(KEY))
         self.assertFalse(registration.registered)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_stop_keeps_someone_elses_value(self) -> None:
         """Stopping leaves the key alone when it holds another value now."""
         registration = self.registration()
-        self.etcd.set(KEY, "someone else")
+        self.set(KEY, "someone else")
         self.stops.remove(registration.stopService)
         self.result(registration.stopService())
-        self.assertEqual(self.etcd.values[KEY][0], "someone else")
+        self.assertEqual(self.value(KEY), "someone else")
 
     def test_bad_arguments(self) -> None:
         """Bad arguments raise TypeError or ValueError before any request."""

@@ -1,7 +1,8 @@
 """
 Every answer a watcher gets is consumed or aborted, on every path: unit tests
-against the in-memory etcd resource behind treq's ``RequestTraversalAgent``
-(real HTTP/1.1 framing). The base class's tearDown asserts that no connection
+over real HTTP/1.1 framing in memory, against the public
+:class:`~txetcd2.testing.MemoryEtcd` and, for answers etcd would never send,
+the private ``tests._etcd_resource``. The base class's tearDown asserts that no connection
 and no timer is left after ``stop()`` and ``close()``; most tests also check
 it before stopping.
 """
@@ -9,8 +10,9 @@ it before stopping.
 from typing import Any
 
 from tests.test_watcher import WatcherTestCase
-from tests.test_watcher_web import WebWatcherTestCase
+from tests.test_watcher_web import MemoryWatcherTestCase, WebWatcherTestCase
 from txetcd2 import EtcdConnectionError, EtcdProtocolError, EtcdTimeout, EtcdV2Disabled, Watcher
+from txetcd2._watch import watcher as watcher_module
 from txetcd2.testing._fakes import FakeRequest
 from txetcd2.watch import State
 
@@ -103,80 +105,102 @@ class NotEtcdTests(WebWatcherTestCase):
         self.assertEqual(self.open_connections(), [])
 
 
-class EveryPathTests(WebWatcherTestCase):
+class EveryPathTests(MemoryWatcherTestCase):
     """
-    No path leaves a connection behind.
+    No path leaves a connection behind (the watchers' client talks to the
+    first member; writes go through the second).
     """
 
-    def test_v2_disabled(self) -> None:
-        """Against a member without v2 the watcher gives up, its answers read, nothing open."""
-        self.etcd.disabled = True
-        w = self.watcher()
-        self.assertIs(w.state, State.FAILED)
-        self.assertIsInstance(self.reported("stop")[0].value, EtcdV2Disabled)
-        self.assertEqual([path for _, path, _ in self.etcd.requests], ["/v2/keys/k", "/version"])
-        self.assertEqual(len(self.flushLoggedErrors(EtcdV2Disabled)), 1)
-        self.assertEqual(self.open_connections(), [])
+    members = 2
+    client_members = 1
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.member = self.etcd.members[0]
+
+    def watcher(self, key: str = "/k", **kwargs: Any) -> Watcher:
+        """
+        A recorded watcher with the probe's jitter pinned.
+        """
+        self.patch(watcher_module, "jitter", lambda: 0.0)
+        return super().watcher(key, **kwargs)
 
     def test_probe_blocked(self) -> None:
         """A blocked probe is aborted after its grace; only the stream stays open."""
         w = self.watcher(probe_interval=5.0)
-        self.etcd.set("/k", "1")
+        self.set("/k", "1")
         self.advance(5.0)
-        self.assertEqual(len(self.etcd.watches), 2)
+        self.assertEqual(self.etcd.watch_count, 2)
         self.advance(1.0)
-        self.assertEqual(len(self.etcd.watches), 1)
-        self.assertEqual(len(self.open_connections()), 1)
+        self.assertEqual(self.etcd.watch_count, 1)
+        self.assertEqual(len(self.etcd.open_connections()), 1)
         self.assertEqual(w.probes, 1)
 
     def test_probe_finds_dropped_stream(self) -> None:
         """A stream etcd stopped feeding is found by the probe and replaced; nothing leaks."""
         w = self.watcher(probe_interval=5.0)
-        changes = [self.etcd.set("/k", "0")]
-        self.etcd.silent.add("h1:2379")
-        changes += [self.etcd.set("/k", str(i)) for i in range(1, 4)]
-        self.etcd.silent.clear()
+        changes = [self.set("/k", "0")]
+        self.member.silence()
+        changes += [self.set("/k", str(i)) for i in range(1, 4)]
+        self.member.restore()
         self.advance(5.0)
         self.settle()
         self.assertEqual(self.events(), changes)
         self.assertEqual(w.lagged, 1)
-        self.assertEqual(len(self.etcd.watches), 1)
-        self.assertEqual(len(self.open_connections()), 1)
+        self.assertEqual(self.etcd.watch_count, 1)
+        self.assertEqual(len(self.etcd.open_connections()), 1)
 
     def test_stop_while_probing(self) -> None:
         """stop() during a probe aborts the probe and the stream."""
         w = self.watcher(probe_interval=5.0)
-        self.etcd.set("/k", "1")
+        self.set("/k", "1")
         self.advance(5.0)
         self.assertIs(w.state, State.PROBING)
         stopping = w.stop()
         self.settle()
         self.successResultOf(stopping)
-        self.assertEqual(self.open_connections(), [])
-        self.assertEqual(self.etcd.watches, [])
+        self.assertEqual(self.etcd.open_connections(), [])
+        self.assertEqual(self.etcd.watch_count, 0)
 
     def test_stop_while_probe_unanswered(self) -> None:
         """stop() while a probe waits for headers cancels it."""
         w = self.watcher(probe_interval=5.0)
-        self.etcd.set("/k", "1")
-        self.etcd.unanswered.add("h1:2379")
+        self.set("/k", "1")
+        self.member.stop_answering()
         self.advance(5.0)
+        self.assertEqual(self.member.pending, 2)  # the stream and the probe
         stopping = w.stop()
         self.settle()
         self.successResultOf(stopping)
-        self.assertEqual(self.open_connections(), [])
+        self.assertEqual(self.etcd.open_connections(), [])
 
     def test_close_while_catching_up(self) -> None:
         """close() while long-polls fill the gap aborts the polls and the stream."""
-        old = [self.etcd.set("/k", str(i)) for i in range(3)]
-        self.etcd.silent.add("h1:2379")
-        self.etcd.unanswered.add("h1:2379")
+        old = [self.set("/k", str(i)) for i in range(3)]
+        self.member.stop_answering()
         w = self.watcher(index=old[0])
         closing = self.client.close()
         self.settle()
         self.successResultOf(closing)
         self.assertIs(w.state, State.STOPPED)
-        self.assertEqual(self.open_connections(), [])
+        self.assertEqual(self.etcd.open_connections(), [])
+
+
+class DisabledTests(MemoryWatcherTestCase):
+    """
+    A member without the v2 API.
+    """
+
+    enable_v2 = False
+
+    def test_v2_disabled(self) -> None:
+        """Against a member without v2 the watcher gives up, its answers read, nothing open."""
+        w = self.watcher()
+        self.assertIs(w.state, State.FAILED)
+        self.assertIsInstance(self.reported("stop")[0].value, EtcdV2Disabled)
+        self.assertEqual([r.path for r in self.etcd.requests], ["/v2/keys/k", "/version"])
+        self.assertEqual(len(self.flushLoggedErrors(EtcdV2Disabled)), 1)
+        self.assertEqual(self.etcd.open_connections(), [])
 
 
 class HeaderPathTests(WatcherTestCase):

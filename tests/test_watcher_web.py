@@ -22,8 +22,8 @@ from txetcd2.testing import MemoryEtcd
 
 class WebWatcherTestCase(SynchronousTestCase):
     """
-    A client over the private in-memory resource, a Clock, and a record of
-    what watchers report.
+    A client over the private in-memory resource (for stream bytes cut anywhere and
+    canned answers etcd would never send), a Clock, and a record of what watchers report.
     """
 
     hosts: tuple[str, ...] = ("h1:2379",)
@@ -106,12 +106,6 @@ class WebWatcherTestCase(SynchronousTestCase):
         """
         return [p for n, p in self.seen if n == name]
 
-    def watch_queries(self) -> list[dict[str, str]]:
-        """
-        The queries of the watch requests received so far.
-        """
-        return [q for _, _, q in self.etcd.requests if q.get("wait") == "true"]
-
 
 class ChunkingTests(WebWatcherTestCase):
     """
@@ -139,11 +133,16 @@ class MemoryWatcherTestCase(SynchronousTestCase):
     """
 
     members = 1
+    #: how many members (the first ones) the watchers' client talks to (``None``: all)
+    client_members: int | None = None
+    enable_v2 = True
 
     def setUp(self) -> None:
-        self.etcd = MemoryEtcd(members=self.members)
+        self.etcd = MemoryEtcd(members=self.members, enable_v2=self.enable_v2)
         self.clock = self.etcd.clock
-        self.client = self.etcd.client(timeout=2.0)
+        self.client = self.etcd.client(
+            timeout=2.0, endpoints=self.etcd.urls[: self.client_members]
+        )
         self.writer = self.etcd.client(endpoints=[self.etcd.urls[-1]])
         self.seen: list[tuple[str, Any]] = []
         self.watchers: list[Watcher] = []

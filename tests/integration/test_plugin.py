@@ -119,6 +119,46 @@ class WatchProcessTests(EtcdTestCase):
         self.assertTrue(stopped_by(child, signal_module.SIGTERM), child.describe())
 
 
+class ReconnectLogTests(TestCase):
+    """
+    What ``twistd etcd-watch`` logs while etcd is unreachable: one line per failed reconnect.
+    """
+
+    timeout = 120
+
+    async def test_one_line_per_reconnect(self) -> None:
+        """Each failed reconnect of the plugin logs exactly one line, saying what failed,
+        where, and when it retries (delays rounded); no factory lines, no Failure reprs."""
+        from tests.integration.test_failover import dead_endpoint
+
+        log = os.path.abspath(self.mktemp())
+        child = spawn(
+            self,
+            [
+                *TWISTD, "-n", "--pidfile=", "--logfile", log, "etcd-watch",
+                "--endpoints", dead_endpoint(), "--prefix", "/plugin",
+            ],
+        )  # fmt: skip
+
+        def failures() -> list[str]:
+            return [line for line in read(log).splitlines() if "failed at" in line]
+
+        await wait_until(lambda: len(failures()) >= 3, child, "3 failed reconnects", 60.0)
+        child.signal("TERM")
+        await wait_ended(child, "SIGTERM")
+        text = read(log)
+        self.assertNotIn("Starting factory", text)
+        self.assertNotIn("Stopping factory", text)
+        self.assertNotIn("<twisted.python.failure.Failure", text)
+        for line in failures():
+            self.assertIsNotNone(re.search(r"in \d+\.\d{2}s", line), line)
+        # Between the first and the third failure, nothing but the failures themselves.
+        lines = text.splitlines()
+        marks = [i for i, line in enumerate(lines) if "failed at" in line]
+        between = lines[marks[0] : marks[2] + 1]
+        self.assertEqual([line for line in between if "failed at" not in line], [], text)
+
+
 class CommandLineTests(TestCase):
     """
     Mistakes on the command line give a usage message, never a traceback.

@@ -12,8 +12,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.trial.unittest import TestCase
 
-from txetcd2 import ClientClosed, EtcdClient, EtcdTimeout
+from txetcd2 import ClientClosed, ClusterUnavailable, EtcdClient, EtcdClusterMismatch, EtcdTimeout
 from txetcd2.testing import start_etcd
+from txetcd2.watch import State
 
 from .test_failover import bounded
 
@@ -107,3 +108,27 @@ class SessionTests(TestCase):
         self.assertEqual(seen, ["/session/watched/a"])
         self.assertRaises(ClientClosed, client.get, "session/watched/a")
         self.assertRaises(ClientClosed, client.watcher, "session/watched")
+
+    async def test_watch_refuses_another_cluster(self) -> None:
+        """A watcher that fails over to a member of another cluster (a misconfigured
+        endpoint list) refuses its answer and stops with EtcdClusterMismatch, as any call
+        would; it never delivers that cluster's events."""
+        ours = await start_etcd(self, 1)
+        theirs = await start_etcd(self, 1)
+        client = self.client([*ours.client_urls, *theirs.client_urls], timeout=2.0)
+        first = await bounded(client.set("session/cluster", "ours"))
+        other = self.client(theirs.client_urls)
+        await bounded(other.set("session/cluster", "theirs"))
+        watcher = client.watcher("session/cluster", index=first.index + 1)
+        seen: list[str | None] = []
+        stopped: list[Any] = []
+        watcher.on("change", lambda event: seen.append(event.value))
+        watcher.on("stop", stopped.append)
+        await bounded(ours.members[0].kill())
+        watcher.start()
+        await bounded(Deferred.fromCoroutine(wait_until(lambda: bool(stopped))))
+        self.assertEqual(watcher.state, State.FAILED)
+        self.assertIsNotNone(stopped[0].check(EtcdClusterMismatch))
+        self.assertEqual(seen, [])
+        self.assertEqual(len(self.flushLoggedErrors(EtcdClusterMismatch)), 1)
+        await self.assertFailure(client.get("session/cluster"), ClusterUnavailable)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txetcd2._logs import PublicLogger
 from txetcd2.errors import EtcdError, EventIndexCleared, KeyNotFound
 
 if TYPE_CHECKING:
@@ -30,8 +30,10 @@ class KeepAlive:
       again by someone else; a refresh does not compare, so it renewed that
       node, harmlessly);
     - ``on_gone("expired")``: no refresh succeeded for ``ttl`` seconds since
-      the last successful one was *sent* (the key may have expired: etcd
-      started its TTL when it applied the refresh, at or after that moment).
+      the last successful one was *sent*, less a safety margin of a tenth of
+      the TTL (at most 0.5 s) against clocks that drift apart (the key may
+      have expired: etcd started its TTL when it applied the refresh, at or
+      after that moment, so the holder gives up first).
 
     :param client: the client.
     :param clock: the clock of every timer.
@@ -44,7 +46,7 @@ class KeepAlive:
         or replaced (otherwise: at the next refresh).
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.recipes")
 
     def __init__(
         self,
@@ -63,6 +65,7 @@ class KeepAlive:
         self._key = key
         self._ttl = ttl
         self._interval = ttl / 3.0
+        self._margin = min(0.5, ttl / 10.0)
         self._retry = min(1.0, self._interval)
         self._on_gone = on_gone
         self._on_refreshed = on_refreshed
@@ -112,7 +115,7 @@ class KeepAlive:
     def _arm(self, written_at: float) -> None:
         self.renewed_at = written_at
         self._disarm()
-        delay = max(0.0, written_at + self._ttl - self._clock.seconds())
+        delay = max(0.0, written_at + self._ttl - self._margin - self._clock.seconds())
         self._deadline = self._clock.callLater(delay, self._gone, "expired")
 
     def _disarm(self) -> None:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txetcd2._logs import PublicLogger
 from txetcd2.errors import (
     EtcdConnectionError,
     EtcdError,
@@ -126,7 +126,7 @@ class Emitter:
     :param owner: who emits, for the log.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.recipes")
 
     def __init__(self, names: tuple[str, ...], owner: str) -> None:
         self._names = names

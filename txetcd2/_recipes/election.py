@@ -13,9 +13,9 @@ from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txetcd2._logs import PublicLogger
 from txetcd2._recipes._keepalive import KeepAlive
 from txetcd2._recipes._shared import (
     Emitter,
@@ -66,7 +66,7 @@ class LeaderElection(Service):
         before campaigning again (the others get the first chance).
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.recipes.LeaderElection")
 
     def __init__(
         self,

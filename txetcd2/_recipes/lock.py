@@ -14,8 +14,8 @@ import attrs
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
 
+from txetcd2._logs import PublicLogger
 from txetcd2._recipes._keepalive import KeepAlive
 from txetcd2._recipes._shared import (
     check_name,
@@ -100,7 +100,7 @@ class Lock:
     :raises ValueError: for a bad name, prefix or TTL.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.recipes.Lock")
 
     def __init__(
         self,

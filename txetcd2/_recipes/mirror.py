@@ -12,9 +12,9 @@ from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txetcd2._logs import PublicLogger
 from txetcd2._recipes._shared import Emitter, check_prefix, check_seconds, clock_of
 from txetcd2.errors import EtcdError, KeyNotFound
 from txetcd2.models import EtcdNode, EtcdResponse
@@ -54,7 +54,7 @@ class Mirror(Mapping[str, str]):
     :ivar resyncs: how many times the tree was read again after lost history.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.recipes.Mirror")
 
     def __init__(
         self,

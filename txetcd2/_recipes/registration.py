@@ -12,9 +12,9 @@ from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txetcd2._logs import PublicLogger
 from txetcd2._recipes._shared import check_name, check_ttl, clock_of
 from txetcd2.errors import EtcdError, KeyNotFound, TestFailed
 
@@ -41,7 +41,7 @@ class ServiceRegistration(Service):
     :param clock: the clock of every timer (default: the client's reactor).
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.recipes.ServiceRegistration")
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ from txetcd2._session.disabled import check_enabled
 from txetcd2._session.members import Cluster
 from txetcd2._session.redirect import MAX_REDIRECTS, redirect_target
 from txetcd2._session.retry import never_left
-from txetcd2._transport.deadline import Deadline
+from txetcd2._transport.deadline import Deadline, follow
 from txetcd2._transport.exchange import Exchange, abort_answer
 from txetcd2._wire.answers import RawResponse, error_for, etcd_headers
 from txetcd2._wire.errors import (
@@ -203,7 +203,7 @@ class Session:
             stops = [maybeDeferred(service.stopService) for service in list(self._services)]
             self._services.clear()
             self._closing = gatherResults(stops, consumeErrors=True).addBoth(lambda _: None)
-        return _follow(self._closing)
+        return follow(self._closing)
 
     # -- requests --------------------------------------------------------------
 
@@ -412,17 +412,3 @@ def _same(raw: RawResponse) -> RawResponse:
 
 def _first(found: tuple[RawResponse, bool]) -> RawResponse:
     return found[0]
-
-
-def _follow(d: Deferred[None]) -> Deferred[None]:
-    """
-    A new Deferred firing when ``d`` does, leaving ``d``'s result alone.
-    """
-    result: Deferred[None] = Deferred()
-
-    def fire(outcome: object) -> object:
-        result.callback(None)
-        return outcome
-
-    d.addBoth(fire)
-    return result

@@ -88,6 +88,24 @@ def within(d: Deferred[_T], timeout: float | None, clock: IReactorTime) -> Defer
     return d.addBoth(settle)
 
 
+def follow(d: Deferred[None]) -> Deferred[None]:
+    """
+    A new Deferred firing (with ``None``) when ``d`` does, leaving ``d``'s
+    result alone: for handing out "it has stopped" to several callers.
+
+    :param d: the Deferred to follow.
+    :returns: the new Deferred.
+    """
+    result: Deferred[None] = Deferred()
+
+    def fire(outcome: object) -> object:
+        result.callback(None)
+        return outcome
+
+    d.addBoth(fire)
+    return result
+
+
 class Deadline:
     """
     The moment a whole call must be over by: every attempt, back-off and

@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from twisted.internet.interfaces import IProtocol, IPushProducer
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IClientRequest, IResponse
 from zope.interface import implementer
+
+from txetcd2._logs import PublicLogger
 
 #: How every complete body ends (shared, as Twisted shares ``connectionDone``).
 BODY_DONE = Failure(ResponseDone("Response body fully received"))
@@ -121,7 +122,7 @@ class PoolResponse:
     :param source: the connection the body comes from.
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.transport")
     version = (b"HTTP", 1, 1)
     __slots__ = (
         "_end",

@@ -20,8 +20,9 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from txetcd2._logs import PublicLogger
+from txetcd2._transport.deadline import follow
 from txetcd2._watch.listeners import ACTIONS
-from txetcd2._watch.states import Lifecycle, State, chain
+from txetcd2._watch.states import Lifecycle, State
 from txetcd2._watch.watcher import Watcher
 from txetcd2._wire.keys import normalize_key
 from txetcd2._wire.models import EtcdNode, EtcdResponse
@@ -206,7 +207,7 @@ class WatchHub:
         if self._count > 0:
             return succeed(None)
         if self._stopping is not None:
-            return chain(self._stopping)
+            return follow(self._stopping)
         stopping: Deferred[None] = Deferred()
         self._stopping = stopping
 
@@ -217,7 +218,7 @@ class WatchHub:
             stopping.callback(None)
 
         self._source.stop().addBoth(stopped)
-        return chain(stopping)
+        return follow(stopping)
 
     def _source_stopped(self, failure: Failure | None) -> None:
         if self._stopping is not None:

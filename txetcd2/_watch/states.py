@@ -11,6 +11,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
+from txetcd2._transport.deadline import follow
 from txetcd2._watch.listeners import Listeners
 
 
@@ -173,7 +174,7 @@ class Lifecycle(Listeners, Service):
         """
         self._restart = False
         if self._stopping is not None:
-            return chain(self._stopping)
+            return follow(self._stopping)
         if not self._live():
             return succeed(None)
         return self._wind_down(None)
@@ -192,7 +193,7 @@ class Lifecycle(Listeners, Service):
         self._enter(State.STOPPING)
         stopping = self._stopping = Deferred()
         self._halt().addBoth(lambda _: self._stopped(stopping, failure))
-        return chain(stopping)
+        return follow(stopping)
 
     def _stopped(self, stopping: Deferred[None], failure: Failure | None) -> None:
         self._stopping = None
@@ -204,17 +205,3 @@ class Lifecycle(Listeners, Service):
         if self._restart:
             self._restart = False
             self.startService()
-
-
-def chain(d: Deferred[None]) -> Deferred[None]:
-    """
-    A new Deferred firing when ``d`` does, leaving ``d``'s result alone.
-    """
-    result: Deferred[None] = Deferred()
-
-    def fire(outcome: object) -> object:
-        result.callback(None)
-        return outcome
-
-    d.addBoth(fire)
-    return result

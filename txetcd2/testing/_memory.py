@@ -29,8 +29,12 @@ class MemoryEtcd:
     Get a client with :meth:`client`; move time with ``etcd.clock.advance``;
     break members with :attr:`members` (:meth:`MemoryMember.silence`,
     :meth:`~MemoryMember.stop_answering`, :meth:`~MemoryMember.refuse`,
-    :meth:`~MemoryMember.fail`, :meth:`~MemoryMember.lose_quorum`,
-    :meth:`~MemoryMember.end_streams`, :meth:`~MemoryMember.truncate_streams`,
+    :meth:`~MemoryMember.fail` (optionally ``times=`` and ``match=``: a
+    transient failure of some requests), :meth:`~MemoryMember.lose_quorum`,
+    :meth:`~MemoryMember.lose_answers` (writes applied or dropped, never
+    answered: outcome unknown), :meth:`~MemoryMember.lose_history` (the next
+    watches get ``EventIndexCleared``), :meth:`~MemoryMember.end_streams`,
+    :meth:`~MemoryMember.truncate_streams`,
     :meth:`~MemoryMember.restore`); see what was asked in :attr:`requests`
     and which watches are registered in :attr:`watches`. The
     conformance suite (``tests/conformance``) runs the same scenarios against
@@ -83,6 +87,8 @@ class MemoryEtcd:
     :param epoch: the wall-clock time (POSIX seconds) at ``clock.seconds() == 0``;
         default 2026-01-01 for a fresh clock, 0 for a clock that reads real time.
     :param version: what ``/version`` reports as ``etcdserver``.
+    :param index: the store index to start from (default 0), as in a
+        long-lived cluster whose indexes are large.
     :ivar clock: the clock.
     :ivar members: the :class:`MemoryMember` list.
     :ivar requests: every request received, as :class:`MemoryRequest`, oldest first.
@@ -97,6 +103,7 @@ class MemoryEtcd:
         history: int = HISTORY_SIZE,
         epoch: float | None = None,
         version: str = "3.4.23",
+        index: int = 0,
     ) -> None:
         if isinstance(members, bool) or not isinstance(members, int):
             raise TypeError(f"members must be an int, not {type(members).__name__}")
@@ -104,6 +111,8 @@ class MemoryEtcd:
             raise ValueError(f"members must be between 1 and 9, not {members!r}")
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be a positive int, not {history!r}")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 2**64:
+            raise ValueError(f"index must be an int from 0 to 2**64 - 1, not {index!r}")
         self.clock: Any = Clock() if clock is None else clock
         if epoch is None:
             epoch = 0.0 if self.clock.seconds() > 1e9 else DEFAULT_EPOCH
@@ -113,6 +122,7 @@ class MemoryEtcd:
         self.raft_term = 2
         self.raft_index = 4
         self.store = Store(self.clock, epoch, history)
+        self.store.index = index
         self.requests: list[MemoryRequest] = []
         self._counts: dict[str, int] = {}
         self._added: list[dict[str, Any]] = []
@@ -204,11 +214,22 @@ class MemoryEtcd:
         self.store.close()
         self.kick()
 
-    def record(self, member: str, method: str, path: str, query: dict[str, str]) -> None:
+    def record(
+        self,
+        member: str,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        form: dict[str, str] | None = None,
+    ) -> MemoryRequest:
         """
         Log a received request in :attr:`requests`.
+
+        :returns: the logged request.
         """
-        self.requests.append(MemoryRequest(member, method, path, query))
+        request = MemoryRequest(member, method, path, query, dict(form or {}))
+        self.requests.append(request)
+        return request
 
     def _refused(self, netloc: str) -> bool:
         return any(m.state == "refusing" for m in self.members if m.url.endswith("//" + netloc))

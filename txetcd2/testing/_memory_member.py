@@ -5,6 +5,7 @@ the documents only a member knows (its stats, its health).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -25,12 +26,15 @@ class MemoryRequest:
     :ivar method: ``"GET"``, ``"PUT"``...
     :ivar path: the decoded path, e.g. ``"/v2/keys/a b"``.
     :ivar query: the query's parameters (first value of each).
+    :ivar form: the form fields of a ``PUT`` or ``POST`` body (first value of
+        each), e.g. ``{"value": "1", "ttl": "30"}``; empty for other requests.
     """
 
     member: str
     method: str
     path: str
     query: dict[str, str]
+    form: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def is_watch(self) -> bool:
@@ -51,10 +55,15 @@ class MemoryMember:
     :ivar state: ``"answering"`` (normal), ``"silent"`` (accepts, sends
         200 headers, then nothing), ``"unanswering"`` (accepts, never
         answers: a paused process), ``"refusing"`` (connections refused: a
-        dead process), ``"failing"`` (answers every request with
-        :attr:`failure_status` and etcd's ``errorCode 300``) or
-        ``"no-quorum"`` (see :meth:`lose_quorum`).
+        dead process), ``"failing"`` (answers every request, or those
+        :meth:`fail` selects, with :attr:`failure_status` and etcd's
+        ``errorCode 300``)
+        or ``"no-quorum"`` (see :meth:`lose_quorum`).
     :ivar failure_status: the HTTP status of a ``"failing"`` member's answers.
+
+    Besides its state, a member can lose the answers to its next writes
+    (:meth:`lose_answers`) and the history of its next watches
+    (:meth:`lose_history`); :meth:`restore` ends every fault.
     """
 
     def __init__(self, etcd: MemoryEtcd, number: int) -> None:
@@ -65,6 +74,10 @@ class MemoryMember:
         self.id = f"{0x8E9E05C52164694D + number:016x}"
         self.state = "answering"
         self.failure_status = 500
+        self._fail_times: int | None = None
+        self._fail_match: Callable[[MemoryRequest], bool] | None = None
+        self._lost_answers: list[bool] = []
+        self._lost_histories = 0
         self._requests: set[Request] = set()
         self._watches: set[Request] = set()
 
@@ -90,14 +103,88 @@ class MemoryMember:
         self.state = "refusing"
         self.drop()
 
-    def fail(self, status: int = 500) -> None:
+    def fail(
+        self,
+        status: int = 500,
+        *,
+        times: int | None = None,
+        match: Callable[[MemoryRequest], bool] | None = None,
+    ) -> None:
         """
-        Answer every request with ``status`` and etcd's ``errorCode 300``.
+        Answer requests with ``status`` and etcd's ``errorCode 300`` ("request
+        timed out", as during an election); open watches go quiet meanwhile.
+
+        :param status: a 5xx status.
+        :param times: fail only this many requests, then answer normally
+            again (a transient failure); ``None``: until :meth:`restore`.
+        :param match: fail only the requests it returns true for (e.g.
+            ``lambda r: r.method == "GET"``); the others are answered.
+        :raises ValueError: for a status that is not 5xx or ``times`` below 1.
         """
         if not 500 <= status <= 599:
             raise ValueError(f"status must be a 5xx HTTP status, not {status!r}")
+        if times is not None and (isinstance(times, bool) or times < 1):
+            raise ValueError(f"times must be at least 1 (or None), not {times!r}")
         self.state = "failing"
         self.failure_status = status
+        self._fail_times = times
+        self._fail_match = match
+
+    def fails(self, request: MemoryRequest) -> bool:
+        """
+        Whether to answer ``request`` with the failure of :meth:`fail` (counted).
+        """
+        if self.state != "failing":
+            return False
+        if self._fail_match is not None and not self._fail_match(request):
+            return False
+        if self._fail_times is not None:
+            self._fail_times -= 1
+            if self._fail_times == 0:
+                self.restore()
+        return True
+
+    def lose_answers(self, times: int = 1, *, apply: bool = True) -> None:
+        """
+        Never answer the next ``times`` writes (``PUT``, ``POST``, ``DELETE``):
+        each is applied (``apply=False``: dropped) and its connection stays
+        open with no answer, as when a member commits a write and its link
+        fails before the answer leaves. The client cannot tell the outcome.
+
+        :raises ValueError: for ``times`` below 1.
+        """
+        if isinstance(times, bool) or times < 1:
+            raise ValueError(f"times must be at least 1, not {times!r}")
+        self._lost_answers += [apply] * times
+
+    def lost_answer(self) -> bool | None:
+        """
+        Whether the write being answered now loses its answer: ``None``
+        (answered), ``True`` (applied, not answered), ``False`` (dropped).
+        """
+        return self._lost_answers.pop(0) if self._lost_answers else None
+
+    def lose_history(self, times: int = 1) -> None:
+        """
+        Answer the next ``times`` watches given a ``waitIndex`` with etcd's
+        ``400 errorCode 401 EventIndexCleared``, as etcd does when more than
+        its history's events passed since that index (a client lagging
+        behind a busy cluster).
+
+        :raises ValueError: for ``times`` below 1.
+        """
+        if isinstance(times, bool) or times < 1:
+            raise ValueError(f"times must be at least 1, not {times!r}")
+        self._lost_histories += times
+
+    def history_lost(self) -> bool:
+        """
+        Whether the watch being answered now gets ``EventIndexCleared`` (counted).
+        """
+        if not self._lost_histories:
+            return False
+        self._lost_histories -= 1
+        return True
 
     def lose_quorum(self) -> None:
         """
@@ -147,9 +234,14 @@ class MemoryMember:
 
     def restore(self) -> None:
         """
-        Answer normally again.
+        Answer normally again: end the state and every pending fault
+        (:meth:`fail`, :meth:`lose_answers`, :meth:`lose_history`).
         """
         self.state = "answering"
+        self._fail_times = None
+        self._fail_match = None
+        self._lost_answers = []
+        self._lost_histories = 0
 
     def drop(self) -> None:
         """

@@ -127,6 +127,23 @@ def _form(request: Request) -> dict[str, list[str]]:
     return form
 
 
+def _body_form(request: Request) -> dict[str, str]:
+    """
+    The form fields of a ``PUT`` or ``POST`` body (first value of each), for the request log.
+    """
+    if request.method not in (b"PUT", b"POST") or request.content is None:
+        return {}
+    content_type = (request.getHeader("content-type") or "").split(";")[0].strip()
+    if content_type.encode() != _FORM:
+        return {}
+    body = request.content.read().decode("utf-8", "replace")
+    request.content.seek(0)
+    form: dict[str, str] = {}
+    for name, value in parse_qsl(body, keep_blank_values=True):
+        form.setdefault(name, value)
+    return form
+
+
 def _ended(request: Request) -> list[bool]:
     """
     A list that becomes non-empty once ``request`` is finished or its connection lost.
@@ -161,7 +178,9 @@ class MemberResource(Resource):
         query: dict[str, str] = {}
         for name, value in parse_qsl(raw_query.decode("utf-8", "replace"), keep_blank_values=True):
             query.setdefault(name, value)
-        self._etcd.record(self._member.url, request.method.decode(), path, query)
+        record = self._etcd.record(
+            self._member.url, request.method.decode(), path, query, _body_form(request)
+        )
         self._member.track(request)
         state = self._member.state
         if state == "unanswering":
@@ -170,7 +189,7 @@ class MemberResource(Resource):
             request.write(b"")
             return NOT_DONE_YET
         request.setHeader("x-etcd-cluster-id", self._etcd.cluster_id)
-        if state == "failing":
+        if self._member.fails(record):
             request.setHeader("content-type", "application/json")
             request.setResponseCode(self._member.failure_status)
             cause = "etcdserver: request timed out"
@@ -188,6 +207,7 @@ class MemberResource(Resource):
         if request.method not in (b"GET", b"HEAD", b"PUT", b"POST", b"DELETE"):
             request.setHeader("allow", "GET, HEAD, POST, PUT, DELETE")
             return self._text(request, 405, "Method Not Allowed")
+        lost: bool | None = None
         try:
             params = parse_key_request(_form(request))
             if params.wait and request.method == b"GET":
@@ -196,13 +216,21 @@ class MemberResource(Resource):
                 request.method not in (b"GET", b"HEAD") or params.quorum
             ):
                 return self._time_out(request)
+            if request.method in (b"PUT", b"POST", b"DELETE"):
+                lost = self._member.lost_answer()
+            if lost is False:
+                return NOT_DONE_YET  # dropped: neither applied nor answered
             doc, created = self._apply(request.method, key, params)
         except StoreError as e:
+            if lost:
+                return NOT_DONE_YET
             request.setHeader("content-type", "application/json")
             request.setHeader("x-etcd-index", str(e.index))
             request.setResponseCode(e.status)
             return dumps(e.body())
         self._etcd.count(request.method, params.quorum)
+        if lost:
+            return NOT_DONE_YET  # applied, never answered
         request.setHeader("content-type", "application/json")
         request.setHeader("x-etcd-index", str(self._store.index))
         self._raft_headers(request)
@@ -258,6 +286,10 @@ class MemberResource(Resource):
 
     def _watch(self, request: Request, key: str, p: KeyRequest) -> int:
         member = self._member
+        if p.wait_index and member.history_lost():
+            oldest = max(self._store.index, p.wait_index + 1)
+            cause = f"the requested history has been cleared [{oldest}/{p.wait_index}]"
+            raise StoreError(401, cause, self._store.index)
         member.watching(request)
         ended = _ended(request)
 

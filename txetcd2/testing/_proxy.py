@@ -13,8 +13,9 @@ from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IDelayedCall, IListeningPort
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from txetcd2._logs import PublicLogger
 
 
 def _reset(transport: Any) -> None:
@@ -185,7 +186,7 @@ class FaultProxy:
     :ivar url: the proxy's URL once started (``http://127.0.0.1:PORT``).
     """
 
-    log = Logger()
+    log = PublicLogger(namespace="txetcd2.testing.FaultProxy")
 
     def __init__(self, reactor: Any, host: str, port: int) -> None:
         if not isinstance(host, str) or host not in ("127.0.0.1", "localhost", "::1"):
