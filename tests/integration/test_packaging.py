@@ -84,12 +84,12 @@ class DistributionTests(TestCase):
         self.assertEqual(metadata["Name"], "txetcd2")
         self.assertEqual(metadata["Version"], txetcd2.__version__)
         self.assertEqual(metadata["License"], "MIT")
-        self.assertEqual(metadata["Requires-Python"], ">=3.11")
+        self.assertEqual(metadata["Requires-Python"], ">=3.10")
         self.assertEqual(
             {url.split(",")[0] for url in metadata.get_all("Project-URL", [])},
             {"Source", "Issues", "Changelog"},
         )
-        self.assertIn("Programming Language :: Python :: 3.11", metadata.get_all("Classifier"))
+        self.assertIn("Programming Language :: Python :: 3.10", metadata.get_all("Classifier"))
 
         python = await make_venv(self, os.path.join(work, "venv"))
         await pip_install(self, python, "--no-index", wheel)
