@@ -20,9 +20,9 @@ export DEBIAN_FRONTEND := noninteractive
 # apt needs root: use sudo when we are not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
 
-.PHONY: test demo setup venv etcd tinyproxy lint typecheck trial clean
+.PHONY: test demo setup venv etcd tinyproxy lint typecheck docs trial clean
 
-test: setup lint typecheck trial
+test: setup lint typecheck docs trial
 
 demo: setup
 	$(BIN)/python examples/demo.py
@@ -46,7 +46,7 @@ $(BIN)/python:
 	fi
 	$(BIN)/python -m pip install --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml txetcd2/_version.py
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $@
 
@@ -79,11 +79,16 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# The docs (docs/README.rst): HTML in docs/_build/html; every warning, e.g. a broken
+# cross-reference, is an error. -E: read every page again, so no warning hides in a cache.
+docs: venv
+	$(BIN)/sphinx-build -n -W --keep-going -q -E -b html docs docs/_build/html
+
 trial: venv etcd tinyproxy
 	$(BIN)/python -m twisted.trial $(TRIAL_ARGS) $(TESTS)
 
 clean:
-	rm -rf $(VENV) _trial_temp* build dist *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) _trial_temp* build dist *.egg-info .mypy_cache .ruff_cache docs/_build
 
 # The benchmark (bench/README.rst): `make bench` (full run, ~3-5 minutes) or `make bench-quick`
 # (seconds). Its own virtualenv, .venv-bench, holds the peers from PyPI; wrk comes from apt.

@@ -3,7 +3,7 @@ Tests for the decoding of etcd's answers into models.
 """
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -46,7 +46,7 @@ class DecodeTests(SynchronousTestCase):
         self.assertEqual(response.node.ttl, 5)
         self.assertEqual(
             response.node.expiration,
-            datetime(2026, 11, 21, 7, 26, 25, 743964, tzinfo=UTC),
+            datetime(2026, 11, 21, 7, 26, 25, 743964, tzinfo=timezone.utc),
         )
         self.assertEqual(response.prev_node, EtcdNode("/a", "1", False, None, None, 7, 9))
         self.assertEqual(

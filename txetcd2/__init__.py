@@ -2,6 +2,7 @@
 txetcd2: a Twisted client for etcd's v2 HTTP API.
 """
 
+from txetcd2._version import __version__
 from txetcd2.admin import ClusterStatus, Member, MemberStatus, RawAnswer
 from txetcd2.auth import AuthAPI, Role, User
 from txetcd2.client import EtcdClient
@@ -124,4 +125,5 @@ __all__ = [
     "WatchHub",
     "Watcher",
     "WatcherCleared",
+    "__version__",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
 from twisted.python import threadable
@@ -23,6 +23,7 @@ from txetcd2._wire.models import EtcdResponse
 
 _MISSING: Any = object()
 _setup_lock = threading.Lock()
+_Self = TypeVar("_Self", bound="BlockingEtcdClient")
 
 
 class ReactorThreadError(EtcdError, RuntimeError):
@@ -106,7 +107,7 @@ class BlockingEtcdClient:
     def __repr__(self) -> str:
         return f"<BlockingEtcdClient {self._description}>"
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

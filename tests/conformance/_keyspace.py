@@ -5,7 +5,7 @@ method and option, the same code on every back end.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, cast
 
 from twisted.internet.defer import Deferred
@@ -223,7 +223,7 @@ class KeySpaceScenarios(_Base):
         created = await self.client.set("t", "v", ttl=1)
         self.assertEqual(created.node.ttl, 1)
         assert created.node.expiration is not None
-        self.assertGreater(created.node.expiration, datetime(2000, 1, 1, tzinfo=UTC))
+        self.assertGreater(created.node.expiration, datetime(2000, 1, 1, tzinfo=timezone.utc))
         event = await self.wait(self.client.watch("t", index=created.index + 1), "the expiry")
         self.assertEqual(event.action, "expire")
         with self.assertRaises(KeyNotFound):

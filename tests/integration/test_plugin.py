@@ -1,5 +1,6 @@
 """
-The ``etcd-watch`` twistd plugin as a real process against real etcd, and as an installed wheel.
+The ``etcd-watch`` twistd plugin as a real process against real etcd, and as installed by
+``make venv``, ``pip install -e .`` and from a wheel.
 """
 
 from __future__ import annotations
@@ -8,17 +9,24 @@ import glob
 import json
 import os
 import re
-import shutil
 import signal as signal_module
-import sys
-import sysconfig
 import zipfile
 
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
+import txetcd2
+from tests.integration._install import (
+    check_plugin,
+    clean_env,
+    copy_checkout,
+    distributions,
+    make_venv,
+    pip_install,
+    run,
+    twistd,
+)
 from tests.integration._processes import (
-    CHECKOUT,
     TWISTD,
     checkout_env,
     spawn,
@@ -253,69 +261,78 @@ class EmbeddedTests(TestCase):
             await client.get("/")
 
 
-class WheelTests(TestCase):
+class InstalledPluginTests(TestCase):
     """
-    The plugin ships in the wheel and twistd finds it after installing it into a fresh venv.
+    ``twistd`` finds ``etcd-watch`` however txetcd2 is installed: in the README's virtualenv
+    (``make venv``), with ``pip install -e .``, and from a wheel, each in a clean virtualenv.
     """
 
     timeout = 600
 
-    async def test_wheel_lists_plugin(self) -> None:
-        """A wheel built from the checkout, installed into a clean venv, lists etcd-watch."""
-        work = os.path.abspath(self.mktemp())
-        source = os.path.join(work, "source")
-        # Build from a copy: setuptools writes build/ and *.egg-info/ into the tree it builds.
-        for name in ("setup.cfg", "pyproject.toml", "README.rst"):
-            os.makedirs(source, exist_ok=True)
-            shutil.copy(os.path.join(CHECKOUT, name), source)
-        for name in ("txetcd2", "twisted"):
-            shutil.copytree(
-                os.path.join(CHECKOUT, name),
-                os.path.join(source, name),
-                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "dropin.cache"),
-            )
-        build = spawn(
-            self,
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", work, source],
-            dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"),
-            cwd=work,
+    def workdir(self) -> str:
+        work = os.path.abspath(str(self.mktemp()))
+        os.makedirs(work)
+        return work
+
+    async def test_make_venv(self) -> None:
+        """After the Makefile's install step, .venv's twistd lists etcd-watch and runs it."""
+        work = self.workdir()
+        source = copy_checkout(os.path.join(work, "source"))
+        python = await make_venv(self, os.path.join(source, ".venv"))
+        await run(self, ["make", "-C", source, "venv"], work, "make venv")
+        await check_plugin(self, python, work)
+        where = await run(self, [python, "-c", "import txetcd2; print(txetcd2.__file__)"], work,
+                          "import txetcd2")  # fmt: skip
+        self.assertEqual(where.strip(), os.path.join(source, "txetcd2", "__init__.py"))
+
+        log = os.path.join(work, "twistd.log")
+        argv = [*twistd(python), "-n", "--pidfile=", "--logfile", log, "etcd-watch",
+                "--embedded", "--prefix", "/venv", "--index", "1"]  # fmt: skip
+        child = spawn(self, argv, clean_env(), cwd=work)
+        found: list[str] = []
+
+        def started() -> bool:
+            found[:] = re.findall(r"embedded etcd running at (http://[0-9.:]+)", read(log))
+            return bool(found)
+
+        await wait_until(started, child, "embedded etcd")
+        client = EtcdClient(found[0], reactor=reactor, timeout=5.0)
+        self.addCleanup(client.close)
+        await client.set("/venv", "seen")
+        await wait_until(lambda: len(child.lines()) >= 1, child, "a JSON line")
+        self.assertEqual(
+            [(e["action"], e["key"], e["value"]) for e in map(json.loads, child.lines())],
+            [("set", "/venv", "seen")],
         )
-        self.assertEqual(await wait_ended(build, "pip wheel", deadline=300), 0, build.describe())
-        [wheel] = glob.glob(os.path.join(work, "txetcd2-*.whl"))
+        child.signal("TERM")
+        await wait_ended(child, "SIGTERM")
+        self.assertTrue(stopped_by(child, signal_module.SIGTERM), child.describe())
+
+    async def test_editable(self) -> None:
+        """After a plain ``pip install -e .``, twistd lists etcd-watch and shows our version."""
+        work = self.workdir()
+        source = copy_checkout(os.path.join(work, "source"))
+        python = await make_venv(self, os.path.join(work, "venv"))
+        await pip_install(self, python, "-e", source)
+        version = await check_plugin(self, python, work)
+        self.assertEqual(version, txetcd2.__version__)
+        where = await run(self, [python, "-c", "import txetcd2; print(txetcd2.__file__)"], work,
+                          "import txetcd2")  # fmt: skip
+        self.assertEqual(where.strip(), os.path.join(source, "txetcd2", "__init__.py"))
+
+    async def test_wheel(self) -> None:
+        """A wheel built from the checkout, installed into a clean venv, lists etcd-watch."""
+        work = self.workdir()
+        _, _, wheel = await distributions(self)
         names = zipfile.ZipFile(wheel).namelist()
         self.assertIn("twisted/plugins/txetcd2_plugin.py", names)
         self.assertNotIn("twisted/plugins/__init__.py", names)
+        self.assertNotIn("twisted/plugins/dropin.cache", names)
 
-        venv = os.path.join(work, "venv")
-        made = spawn(self, [sys.executable, "-m", "venv", "--without-pip", venv], cwd=work)
-        self.assertEqual(await wait_ended(made, "venv creation", deadline=120), 0, made.describe())
-        python = os.path.join(venv, "bin", "python")
-        # The dependencies come from this interpreter's site-packages, so no download is needed;
-        # txetcd2 itself is not there (only in the checkout, which is not on the new venv's path).
-        site = glob.glob(os.path.join(venv, "lib", "python3*", "site-packages"))[0]
-        with open(os.path.join(site, "deps.pth"), "w") as f:
-            f.write(sysconfig.get_paths()["purelib"] + "\n")
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-        install = spawn(
-            self,
-            [sys.executable, "-m", "pip", "--python", python, "install", "--no-deps",
-             "--no-index", "--quiet", wheel],
-            env,
-            cwd=work,
-        )  # fmt: skip
-        self.assertEqual(await wait_ended(install, "pip install", deadline=300), 0,
-                         install.describe())  # fmt: skip
-        helper = spawn(
-            self,
-            [python, "-c", "from twisted.scripts.twistd import run; run()", "--help"],
-            env,
-            cwd=work,
-        )
-        await wait_ended(helper, "twistd --help", deadline=120)
-        self.assertIn(b"etcd-watch", helper.out, helper.describe())
-        where = spawn(
-            self, [python, "-c", "import txetcd2; print(txetcd2.__file__)"], env, cwd=work
-        )
-        await wait_ended(where, "import txetcd2", deadline=60)
-        self.assertTrue(where.out.decode().strip().startswith(site), where.describe())
+        python = await make_venv(self, os.path.join(work, "venv"))
+        await pip_install(self, python, "--no-index", wheel)
+        self.assertEqual(await check_plugin(self, python, work), txetcd2.__version__)
+        where = await run(self, [python, "-c", "import txetcd2; print(txetcd2.__file__)"], work,
+                          "import txetcd2")  # fmt: skip
+        site = glob.glob(os.path.join(work, "venv", "lib", "python3*", "site-packages"))[0]
+        self.assertEqual(where.strip(), os.path.join(site, "txetcd2", "__init__.py"))

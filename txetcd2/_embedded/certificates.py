@@ -102,7 +102,7 @@ class CertificateAuthority:
 
     def __init__(self, common_name: str = "txetcd2 test CA") -> None:
         self._key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
+        now = datetime.datetime.now(datetime.timezone.utc)
         self._name = _name(common_name)
         cert = (
             x509.CertificateBuilder()
@@ -159,7 +159,7 @@ class CertificateAuthority:
         :returns: the certificate and its key.
         """
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
+        now = datetime.datetime.now(datetime.timezone.utc)
         usages = []
         if server:
             usages.append(ExtendedKeyUsageOID.SERVER_AUTH)

@@ -840,6 +840,7 @@ class EtcdCluster:
         self._data_root = data_root
         self._startup_timeout = startup_timeout
         self._root: str | None = None
+        #: The members, in order (``etcd0``, ``etcd1``, ...), made by :meth:`start`.
         self.members: list[EtcdMember] = []
 
     def __repr__(self) -> str:

@@ -22,6 +22,7 @@ from txetcd2._reactor import default_reactor
 from txetcd2._session.members import parse_endpoints
 from txetcd2._tap.lines import FORMATTERS
 from txetcd2._tap.service import EmbeddedEtcd, EtcdSource, FixedEndpoints, WatchService
+from txetcd2._version import __version__
 from txetcd2._wire.errors import EtcdError
 from txetcd2._wire.keys import normalize_key
 
@@ -64,6 +65,16 @@ class Options(usage.Options):
         ["recursive", "r", "Watch everything below --prefix."],
         ["embedded", None, "Start a private etcd for the life of the service."],
     ]
+
+    def opt_version(self) -> None:
+        """
+        Display txetcd2's version (and Twisted's) and exit.
+        """
+        from twisted import copyright
+
+        print(f"txetcd2 version: {__version__}")
+        print(f"Twisted version: {copyright.version}")
+        sys.exit(0)
 
     def postOptions(self) -> None:
         """

@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 
+from txetcd2._wire.times import parse_time
+
 
 @attrs.frozen
 class EtcdNode:
@@ -124,7 +126,7 @@ def decode_node(doc: Any) -> EtcdNode:
     expires = None
     if expiration is not None:
         try:
-            expires = datetime.fromisoformat(expiration)
+            expires = parse_time(expiration)
         except (TypeError, ValueError) as e:
             raise DecodeError(f"bad expiration {expiration!r}") from e
     ttl = get("ttl")

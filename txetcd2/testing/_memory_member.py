@@ -59,6 +59,7 @@ class MemoryMember:
         :meth:`fail` selects, with :attr:`failure_status` and etcd's
         ``errorCode 300``)
         or ``"no-quorum"`` (see :meth:`lose_quorum`).
+    :ivar failure_status: the HTTP status of a ``"failing"`` member's answers.
 
     Besides its state, a member can lose the answers to its next writes
     (:meth:`lose_answers`) and the history of its next watches

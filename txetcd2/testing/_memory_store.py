@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import posixpath
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -143,7 +143,7 @@ class Store:
         if node.expires is None:
             return
         left = node.expires - self._clock.seconds()
-        wall = datetime.fromtimestamp(self._epoch + node.expires, UTC)
+        wall = datetime.fromtimestamp(self._epoch + node.expires, timezone.utc)
         doc["expiration"] = wall.isoformat().replace("+00:00", "Z")
         ttl = math.ceil(left) if left > 0 else 0
         if ttl:
