@@ -171,11 +171,11 @@ class CancelTests(SynchronousTestCase):
         h = Harness(f"{A},{B}")
         d = h.client.get("k")
         h.pop(A).fail(ResponseNeverReceived([Failure(ConnectionDone())]))
-        probe = h.pop(A)
+        probe = h.pop("https://a:1")
         self.assertEqual(probe.target, "/version")
         d.cancel()
         self.failureResultOf(d, CancelledError)
-        self.assertEqual([r.netloc for r in h.agent.requests], [A, A])
+        self.assertEqual([r.netloc for r in h.agent.requests], [A, "https://a:1"])
         self.assertTrue(h.idle())
 
     def test_late_answer_after_cancel(self) -> None:

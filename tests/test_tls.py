@@ -9,7 +9,7 @@ from pathlib import Path
 
 from OpenSSL import SSL
 from service_identity import VerificationError
-from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -18,8 +18,8 @@ from twisted.web.client import ResponseNeverReceived
 from txetcd2 import EtcdClient, EtcdTLSError
 from txetcd2._embedded.certificates import CertificateAuthority, write_tls_files
 from txetcd2._transport.tls import ClientTLSPolicy
-from txetcd2._wire.tls_errors import plain_http_to_tls, tls_error_for
-from txetcd2.testing._fakes import RecordingAgent
+from txetcd2._wire.tls_errors import plain_http_to_tls, speaks_tls, tls_error_for
+from txetcd2.testing._fakes import RecordingAgent, node_body
 
 URL = "https://127.0.0.1:2379"
 
@@ -152,16 +152,35 @@ class ClassificationTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_plain_http_probe(self) -> None:
-        """A clean close on http:// is re-checked with /version; a second clean close is TLS."""
+        """A close without an answer on http:// is re-checked with a TLS /version probe; a
+        handshake failing on the server's certificate shows a TLS port."""
         clock = Clock()
         agent = RecordingAgent(clock)
         client = EtcdClient("http://127.0.0.1:2379", reactor=clock, agent=agent)
         d = client.get("k")
         agent.pop().fail(_never(ConnectionDone()))
         probe = agent.pop()
-        self.assertEqual(probe.target, "/version")
-        probe.fail(_never(ConnectionDone()))
+        self.assertEqual((probe.netloc, probe.target), ("https://127.0.0.1:2379", "/version"))
+        probe.fail(_ssl("certificate verify failed"))
         self.assertIn("serves TLS", str(self.failureResultOf(d, EtcdTLSError).value))
+        self.successResultOf(client.close())
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_closed_twice_is_not_tls(self) -> None:
+        """A member that closes the TLS probe too (a dead member behind a proxy) is a
+        connection failure, tried on the next member, not a TLS error."""
+        clock = Clock()
+        agent = RecordingAgent(clock)
+        client = EtcdClient(
+            "http://127.0.0.1:2379,http://127.0.0.2:2379", reactor=clock, agent=agent
+        )
+        d = client.get("k")
+        agent.pop().fail(_never(ConnectionLost()))
+        agent.pop().fail(_never(ConnectionLost()))
+        agent.pop().respond(200, node_body("get", "/k", "v", 3))
+        self.assertEqual(self.successResultOf(d).node.value, "v")
+        self.assertFalse(speaks_tls(_ssl("wrong version number")))
+        self.assertTrue(speaks_tls(_ssl("tlsv13 alert certificate required")))
         self.successResultOf(client.close())
         self.assertEqual(clock.getDelayedCalls(), [])
 

@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -101,6 +102,18 @@ class FaultProxyTests(TestCase):
         self.assertGreaterEqual(reactor.seconds() - started, 0.9)
         self.proxy.restore()
         self.assertEqual(await through.get_value("/fp/b"), "1")
+
+    async def test_blackhole_holds_bytes(self) -> None:
+        """Bytes sent into a black hole are held, not lost: a request sent during it is
+        answered, in full, once restore() reopens the route (as TCP would retransmit)."""
+        through = self.client([self.url], timeout=30.0, max_retries=0)
+        await through.set("/fp/held", "v")
+        self.proxy.blackhole()
+        pending = through.get_value("/fp/held")
+        await deferLater(reactor, 0.3)
+        self.assertFalse(pending.called)
+        self.proxy.restore()
+        self.assertEqual(await pending, "v")
 
     async def test_refuse_then_restore(self) -> None:
         """refuse() makes connections fail at once; restore() listens on the same URL again."""

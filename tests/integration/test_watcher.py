@@ -505,3 +505,69 @@ class ProbeIntegrationTests(TestCase):
         self.assertIsInstance(stops[0].value, EtcdV2Disabled)
         self.assertIs(w.state, State.FAILED)
         self.assertEqual(len(self.flushLoggedErrors(EtcdV2Disabled)), 1)
+
+
+class FaultRunTests(TestCase):
+    """
+    The watcher's fault run, through fault proxies in front of a three-member cluster.
+    """
+
+    timeout = 600
+
+    async def test_cuts_black_holes_and_a_leader_kill(self) -> None:
+        """
+        Under a continuous writer, 10 connection cuts (FIN and RST), 2 black holes and a
+        leader kill -9 between the watcher and the cluster: every acknowledged change is
+        delivered exactly once, in order, without a resync, and nothing that was not written.
+        """
+        cluster = await start_etcd(self, 3, reactor=reactor)
+        proxies: dict[str, FaultProxy] = {}
+        for url in cluster.client_urls:
+            port = urlsplit(url).port
+            assert port is not None
+            proxy = FaultProxy(reactor, "127.0.0.1", port)
+            proxies[await proxy.start()] = proxy
+            self.addCleanup(proxy.stop)
+        watch_client = EtcdClient(list(proxies), reactor=reactor, timeout=3.0)
+        self.addCleanup(watch_client.close)
+        write_client = EtcdClient(cluster.client_urls, reactor=reactor, timeout=15.0)
+        self.addCleanup(write_client.close)
+        first = await write_client.set("/faults/k", "start")
+        w = watch_client.watcher("/faults/k", index=first.index + 1, idle_timeout=2.0)
+        seen = Recorder(w)
+        self.addCleanup(w.stop)
+        w.start()
+        writer = _Writer(write_client, "/faults/k")
+        self.addCleanup(writer.stop)
+
+        async def after_writes(count: int) -> None:
+            target = len(writer.acked) + count
+            await until(lambda: len(writer.acked) >= target, f"{count} more writes")
+
+        for i in range(10):
+            await after_writes(25)
+            proxies[w.endpoint].cut(rst=i % 2 == 1)
+        for _ in range(2):
+            await after_writes(25)
+            hole = proxies[w.endpoint]
+            hole.blackhole()
+            await after_writes(100)
+            hole.restore()
+        await after_writes(25)
+        leader = await cluster.wait_for_leader()
+        await leader.kill()
+        await cluster.wait_for_leader(timeout=60.0)
+        await after_writes(50)
+        await writer.stop()
+        acked = sorted(writer.acked.values())
+        await until(lambda: bool(seen.indexes) and seen.indexes[-1] >= acked[-1], "the last write")
+        self.assertEqual(seen.resyncs, [])
+        self.assertEqual(seen.indexes, sorted(set(seen.indexes)), "a change came twice or late")
+        self.assertEqual(sorted(set(acked) - set(seen.indexes)), [], "acknowledged, not delivered")
+        values = {e.index: e.value for e in seen.changes}
+        for value, index in writer.acked.items():
+            self.assertEqual(values[index], value)
+        allowed = set(writer.acked) | writer.uncertain
+        self.assertEqual([v for v in values.values() if v not in allowed], [])
+        self.assertGreaterEqual(len(acked), 500)
+        await w.stop()

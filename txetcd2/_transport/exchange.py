@@ -34,6 +34,7 @@ from txetcd2._wire.errors import (
 from txetcd2._wire.tls_errors import (
     closed_without_answer,
     plain_port_error,
+    speaks_tls,
     tls_error_for,
     tls_port_error,
 )
@@ -290,16 +291,20 @@ class Exchange:
         if type(found) is not EtcdConnectionError or not closed_without_answer(error):
             return found
         # A TLS port closes plain HTTP connections without a byte, and etcd's plain port
-        # drops a TLS handshake; so does a member going down, but then a fresh connection
-        # is refused. One probe of /version with the other scheme tells them apart.
+        # drops a TLS handshake; so do a member going down and a proxy in front of a dead
+        # member. One probe of /version with the other scheme tells them apart: over TLS,
+        # a TLS port answers or fails the handshake on its certificates; over plain HTTP,
+        # a plain port answers like etcd.
         if endpoint.startswith("http://"):
             try:
-                await self._probe(endpoint)
+                await self._probe("https://" + endpoint[len("http://") :])
             except CancelledError:
                 raise  # the call was cancelled while probing: it ends here
             except Exception as e:
-                if closed_without_answer(e):
+                if speaks_tls(e):
                     return tls_port_error(endpoint)
+                return found
+            return tls_port_error(endpoint)
         elif endpoint.startswith("https://"):
             plain = "http://" + endpoint[len("https://") :]
             try:

@@ -95,6 +95,28 @@ def closed_without_answer(error: BaseException) -> bool:
     )
 
 
+#: What OpenSSL says when the other side is not speaking TLS at all.
+_NOT_TLS = ("wrong version number", "record layer failure", "packet length too long", "eof")
+
+
+def speaks_tls(error: BaseException) -> bool:
+    """
+    Tell whether a TLS connection attempt that failed reached a TLS server:
+    the handshake failed on certificates or protocol options, not because the
+    other side sent something else or closed the connection.
+
+    :param error: the HTTP layer's exception for an ``https://`` request.
+    :returns: ``True`` when the other side speaks TLS.
+    """
+    for reason in _reasons(error):
+        if isinstance(reason, VerificationError):
+            return True
+        if isinstance(reason, SSL.Error):
+            text = _ssl_text(reason).lower()
+            return not any(words in text for words in _NOT_TLS)
+    return False
+
+
 def plain_port_error(endpoint: str) -> EtcdTLSError:
     """
     The error for an ``https://`` request sent to a port that serves plain HTTP.

@@ -62,6 +62,9 @@ class _Pair:
         self.up: _Side | None = None
         self._early: list[bytes] = []
         self._pending: set[IDelayedCall] = set()
+        #: bytes sent while black-holed, held as TCP's retransmissions hold them
+        self._held: list[tuple[bytes, bool]] = []
+        self._connecting = False
         self.closed = False
 
     def down_made(self) -> None:
@@ -72,6 +75,7 @@ class _Pair:
             self.connect()
 
     def connect(self) -> None:
+        self._connecting = True
         proxy = self._proxy
         endpoint = TCP4ClientEndpoint(proxy.reactor, proxy.host, proxy.port, timeout=10)
         connecting = endpoint.connect(_OneProtocol(_Side(self, downstream=False)))
@@ -91,9 +95,25 @@ class _Pair:
             side.transport.write(data)  # type: ignore[union-attr]
         self._early = []
 
+    def release(self) -> None:
+        """
+        After a black hole: connect to the member if that was held back, then
+        deliver the held bytes, in order.
+        """
+        if self.closed:
+            return
+        if not self._connecting:
+            self.connect()
+        held, self._held = self._held, []
+        for data, to_member in held:
+            self.forward(data, to_member)
+
     def forward(self, data: bytes, to_member: bool) -> None:
         proxy = self._proxy
-        if proxy.blackholed or self.closed:
+        if self.closed:
+            return
+        if proxy.blackholed:
+            self._held.append((data, to_member))
             return
         if proxy.delay_seconds > 0:
             call: IDelayedCall
@@ -249,6 +269,11 @@ class FaultProxy:
         """
         Forward nothing, in either direction, on live and new connections
         (which are still accepted): like a paused member or a lost route.
+
+        As over a real network, no byte is lost: what either side sends
+        meanwhile is held (TCP would retransmit it) and delivered, in order,
+        by :meth:`restore`, unless the connection was closed first (by a
+        side's own timeout, or :meth:`cut`).
         """
         self.log.info("fault proxy {url}: black hole", url=self.url)
         self.blackholed = True
@@ -281,6 +306,8 @@ class FaultProxy:
         self.log.info("fault proxy {url}: restore", url=self.url)
         self.blackholed = False
         self.delay_seconds = 0.0
+        for pair in list(self._pairs):
+            pair.release()
         if not self._stopped:
             self._listen()
 
