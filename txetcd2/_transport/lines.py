@@ -60,7 +60,7 @@ class EventStream(Protocol):
         self._max_line = max_line
         self._buffer = b""
         self._stopped = False
-        self.ended: Deferred[None] = Deferred(lambda d: self.abort())
+        self.ended: Deferred[None] = Deferred(self._cancelled)
         self.reason: Failure | None = None
         self.closed: Deferred[None] = Deferred()
         self.too_long = False
@@ -81,6 +81,9 @@ class EventStream(Protocol):
             # closes the connection.
             abort = transport.stopProducing
         abort()
+
+    def _cancelled(self, _: Deferred[None]) -> None:
+        self.abort()
 
     @property
     def stopped(self) -> bool:

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
 from txetcd2._api.keys import KeyCalls
@@ -211,9 +212,13 @@ class SessionWatchSource:
         response, headers = await self._session.open(endpoint, target, timeout)
         watch_index(endpoint, response, headers)
         # A stream can stay open for hours, and thousands of watchers may be open: keep
-        # etcd's few headers, not the whole parsed set (over 1 KiB each).
-        for name, _ in list(response.headers.getAllRawHeaders()):
-            response.headers.removeHeader(name)
+        # etcd's few headers, not the whole parsed set (over 1 KiB each). A fresh empty
+        # table, because a dict emptied by deletions keeps its size.
+        try:
+            response.headers = Headers()
+        except AttributeError:  # pragma: no cover - an answer with read-only headers
+            for name, _ in list(response.headers.getAllRawHeaders()):
+                response.headers.removeHeader(name)
         return response, headers
 
 

@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IResponse
 
 from txetcd2._logs import PublicLogger
+from txetcd2._transport.deadline import follow
 from txetcd2._transport.lines import EventStream, clean_end
 from txetcd2._watch.lag import BUSY, DROPPED, HISTORY_LOST, BusyMeter, Lag
 from txetcd2._watch.listeners import ACTIONS
@@ -82,6 +83,7 @@ class _Answer:
     What one watch stream (and the polls filling the gap before it) did.
     """
 
+    watcher: Watcher
     endpoint: str
     headers: Mapping[str, str]
     store_index: int
@@ -102,6 +104,21 @@ class _Answer:
     @property
     def over(self) -> bool:
         return self.idle or self.behind or self.error is not None
+
+    # Bound methods of the answer rather than closures over it: smaller, and
+    # every idle watcher holds them.
+
+    def touched(self) -> None:
+        """Bytes came: the idle timer (and the probe's) start again."""
+        self.watcher._touch(self)
+
+    def streamed(self, line: bytes) -> None:
+        """A line of the stream came."""
+        self.watcher._streamed(self, line)
+
+    def went_idle(self) -> None:
+        """Nothing came for ``idle_timeout``."""
+        self.watcher._went_idle(self)
 
 
 class _Renew(Exception):
@@ -241,7 +258,9 @@ class Watcher(Lifecycle):
         self._resync_needed = False
         self._loop_ended: Deferred[None] | None = None
         self._waiting: Deferred[Any] | None = None
-        self._readers: set[EventStream] = set()
+        #: the readers of answers, for stop(): those whose connection is gone
+        #: are dropped when the next one comes (no callback per reader)
+        self._readers: list[EventStream] = []
         self._answer: _Answer | None = None
         self._idle: IDelayedCall | None = None
         #: made at the first change (idle watchers are many and never need one)
@@ -288,24 +307,26 @@ class Watcher(Lifecycle):
     def _begin(self) -> None:
         self._enter(State.CONNECTING)
         self._source.track(self)
-        ended: Deferred[None] = Deferred()
-        self._loop_ended = ended
+        # The loop's Deferred fires with None (its errback handles failures);
+        # what waits for it is made only when stopping (idle watchers are many).
         loop = Deferred.fromCoroutine(self._run())
         loop.addErrback(self._crashed)
-        loop.addBoth(lambda _: ended.callback(None))
+        self._loop_ended = loop
 
     def _halt(self) -> Deferred[object]:
         waits: list[Deferred[Any]] = []
         if self._loop_ended is not None:
-            waits.append(self._loop_ended)
+            waits.append(follow(self._loop_ended))
         answer = self._answer
         if answer is not None:
             probe = self._end_probe(answer)
             if probe is not None:
                 waits.append(probe.closed)
-        for reader in list(self._readers):
-            waits.append(reader.closed)
-            reader.abort()
+        for reader in self._readers:
+            if not reader.closed.called:
+                waits.append(reader.closed)
+                reader.abort()
+        self._readers = []
         self._cancel_idle()
         waiting, self._waiting = self._waiting, None
         if waiting is not None and not waiting.called:
@@ -485,10 +506,10 @@ class Watcher(Lifecycle):
         """
         Deliver a body, line by line, to ``on_line``; tracked for stop() and the idle timer.
         """
-        reader = EventStream(on_line, lambda: self._touch(answer))
+        reader = EventStream(on_line, answer.touched)
         answer.readers.append(reader)
-        self._readers.add(reader)
-        reader.closed.addCallback(lambda _: self._readers.discard(reader))
+        self._readers = [r for r in self._readers if not r.closed.called]
+        self._readers.append(reader)
         response.deliverBody(reader)
         if answer.over or self._state is State.STOPPING:
             # The answer ended while this request was on its way.
@@ -510,10 +531,13 @@ class Watcher(Lifecycle):
         response, headers, store = await self._open(endpoint, [*self._query, ("stream", "true")])
         if self._next is None:
             self._next = store + 1
-        answer = self._answer = _Answer(endpoint, headers, store, buffering=self._next <= store)
-        self._idle = self._clock.callLater(self._idle_timeout, self._went_idle, answer)
+        answer = self._answer = _Answer(
+            self, endpoint, headers, store, buffering=self._next <= store
+        )
+        self._idle = self._clock.callLater(self._idle_timeout, answer.went_idle)
         try:
-            stream = self._read(answer, response, lambda line: self._streamed(answer, line))
+            stream = self._read(answer, response, answer.streamed)
+            del response  # the reader holds what it needs; the frame stays for hours
             if answer.buffering:
                 self._enter(State.CATCHING_UP)
                 await self._fill_gap(answer)
