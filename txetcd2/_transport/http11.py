@@ -24,6 +24,7 @@ re-send or fail) is its owner's decision (:class:`ConnectionOwner`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -77,6 +78,46 @@ def answer_headers(raw: dict[bytes, list[bytes]]) -> Headers:
         else:
             table[canonical] = values
     return headers
+
+
+#: The connections whose bytes a parser is reading now, the innermost last
+#: (a callback may make another connection read, e.g. over a test's loopback).
+_reading: list[HTTP11Connection] = []
+
+
+def _on_message_begin() -> None:
+    _reading[-1].on_message_begin()
+
+
+def _on_header(name: bytes, value: bytes) -> None:
+    _reading[-1]._raw.setdefault(name, []).append(value)
+
+
+def _on_headers_complete() -> None:
+    _reading[-1].on_headers_complete()
+
+
+def _on_body(body: bytes) -> None:
+    connection = _reading[-1]
+    response = connection._response
+    if response is not None and not connection._discard:
+        response.body_data(body)
+
+
+def _on_message_complete() -> None:
+    _reading[-1].on_message_complete()
+
+
+#: What every parser calls back: plain functions shared by all connections
+#: (a parser keeps its protocol's callbacks, and bound methods would cost
+#: five objects per connection; idle watchers keep thousands).
+_CALLBACKS = SimpleNamespace(
+    on_message_begin=_on_message_begin,
+    on_header=_on_header,
+    on_headers_complete=_on_headers_complete,
+    on_body=_on_body,
+    on_message_complete=_on_message_complete,
+)
 
 
 class ParseError(Exception):
@@ -157,7 +198,7 @@ class HTTP11Connection(Protocol):
         self.retired = False
         self.extra = b""
         self.explicit_keep_alive = False
-        self._parser = HttpResponseParser(self)
+        self._parser = HttpResponseParser(_CALLBACKS)
         self._raw: dict[bytes, list[bytes]] = {}
         self._in_headers = False
         self._header_bytes = 0
@@ -232,14 +273,21 @@ class HTTP11Connection(Protocol):
             self._parse_error("the server sent bytes no request asked for")
             return
         self.queue[0].touched = True
+        _reading.append(self)
         try:
             self._parser.feed_data(data)
         except HttpParserError as e:
+            _reading.pop()
             self._parse_error(f"invalid HTTP answer: {e}")
             return
         except HttpParserUpgrade:
+            _reading.pop()
             self._parse_error("the server switched protocols, which this client does not do")
             return
+        except BaseException:
+            _reading.pop()
+            raise
+        _reading.pop()
         if self._in_headers:
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES:
@@ -250,9 +298,6 @@ class HTTP11Connection(Protocol):
             self.queue[0].touched = True
         self._in_headers = True
         self._header_bytes = 0
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._raw.setdefault(name, []).append(value)
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
@@ -293,11 +338,6 @@ class HTTP11Connection(Protocol):
             self._keep_alive = False
             self.on_message_complete()
             self._discard = True
-
-    def on_body(self, body: bytes) -> None:
-        response = self._response
-        if response is not None and not self._discard:
-            response.body_data(body)
 
     def on_message_complete(self) -> None:
         if self._informational:

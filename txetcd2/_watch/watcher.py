@@ -323,7 +323,7 @@ class Watcher(Lifecycle):
             if probe is not None:
                 waits.append(probe.closed)
         for reader in self._readers:
-            if not reader.closed.called:
+            if not reader.gone:
                 waits.append(reader.closed)
                 reader.abort()
         self._readers = []
@@ -508,7 +508,7 @@ class Watcher(Lifecycle):
         """
         reader = EventStream(on_line, answer.touched)
         answer.readers.append(reader)
-        self._readers = [r for r in self._readers if not r.closed.called]
+        self._readers = [r for r in self._readers if not r.gone]
         self._readers.append(reader)
         response.deliverBody(reader)
         if answer.over or self._state is State.STOPPING:
