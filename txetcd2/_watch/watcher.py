@@ -55,6 +55,10 @@ from txetcd2._wire.models import DecodeError, EtcdResponse, decode_event
 
 _T = TypeVar("_T")
 
+#: The query of every watch request, without and with ``recursive``.
+_PLAIN = (("wait", "true"),)
+_RECURSIVE = (("wait", "true"), ("recursive", "true"))
+
 #: How a stream ended, when it did not fail.
 _ENDED = "the stream ended"  # cleanly: reconnect at once
 _IDLE = "idle"  # nothing came for idle_timeout: reconnect at once, to another member
@@ -88,7 +92,8 @@ class _Answer:
     headers: Mapping[str, str]
     store_index: int
     buffering: bool
-    buffer: list[EtcdResponse] = attrs.Factory(list)
+    #: the stream's events held back while buffering (made at the first one)
+    buffer: list[EtcdResponse] | None = None
     readers: list[EventStream] = attrs.Factory(list)
     events: int = 0
     poll_accepted: bool = False
@@ -239,9 +244,8 @@ class Watcher(Lifecycle):
         assert idle is not None
         self._idle_timeout = idle
         self._probe_interval = _check_seconds(probe_interval, "probe_interval", optional=True)
-        self._query: Query = [("wait", "true")]
-        if self._recursive:
-            self._query.append(("recursive", "true"))
+        # Shared tuples: idle watchers are many.
+        self._query: tuple[tuple[str, str], ...] = _RECURSIVE if self._recursive else _PLAIN
         check_request_line(
             "GET", self._path, [*self._query, ("stream", "true"), ("waitIndex", str(2**63))]
         )
@@ -309,9 +313,7 @@ class Watcher(Lifecycle):
         self._source.track(self)
         # The loop's Deferred fires with None (its errback handles failures);
         # what waits for it is made only when stopping (idle watchers are many).
-        loop = Deferred.fromCoroutine(self._run())
-        loop.addErrback(self._crashed)
-        self._loop_ended = loop
+        self._loop_ended = Deferred.fromCoroutine(self._run())
 
     def _halt(self) -> Deferred[object]:
         waits: list[Deferred[Any]] = []
@@ -377,38 +379,43 @@ class Watcher(Lifecycle):
         return d
 
     async def _run(self) -> None:
-        while True:
-            try:
-                self._source.check_open()
-                if self._resync_needed:
-                    self._enter(State.RESYNCING)
-                    await self._resync()
-                else:
-                    self._renewed(await self._follow(self._current()))
-            except (Halted, CancelledError):
-                if self._state is State.STOPPING:
-                    return
-                raise
-            except EventIndexCleared as e:
-                self.log.warn(
-                    "watch {key}: etcd at {endpoint} no longer has index {index} ({error}); "
-                    "reading the tree",
-                    key=self._key,
-                    endpoint=self._endpoint,
-                    index=self._next,
-                    error=str(e),
-                )
-                self._resync_needed = True
-            except Exception as e:
-                if is_fatal(e):
-                    self._give_up(Failure(e))
-                    return
+        # A crash is handled here rather than by an errback on the loop's
+        # Deferred: one callback less per watcher.
+        try:
+            while True:
                 try:
-                    await self._back_off(e)
+                    self._source.check_open()
+                    if self._resync_needed:
+                        self._enter(State.RESYNCING)
+                        await self._resync()
+                    else:
+                        self._renewed(await self._follow(self._current()))
                 except (Halted, CancelledError):
                     if self._state is State.STOPPING:
                         return
                     raise
+                except EventIndexCleared as e:
+                    self.log.warn(
+                        "watch {key}: etcd at {endpoint} no longer has index {index} ({error}); "
+                        "reading the tree",
+                        key=self._key,
+                        endpoint=self._endpoint,
+                        index=self._next,
+                        error=str(e),
+                    )
+                    self._resync_needed = True
+                except Exception as e:
+                    if is_fatal(e):
+                        self._give_up(Failure(e))
+                        return
+                    try:
+                        await self._back_off(e)
+                    except (Halted, CancelledError):
+                        if self._state is State.STOPPING:
+                            return
+                        raise
+        except Exception:
+            self._crashed(Failure())
 
     def _current(self) -> str:
         endpoints = self._source.endpoints()
@@ -543,8 +550,8 @@ class Watcher(Lifecycle):
                 await self._fill_gap(answer)
                 self._next = max(self._next, store + 1)
                 answer.buffering = False
-                buffered, answer.buffer = answer.buffer, []
-                for event in buffered:
+                buffered, answer.buffer = answer.buffer, None
+                for event in buffered or ():
                     self._deliver(event)
             self._enter(State.STREAMING)
             self._arm_probe(answer)
@@ -648,6 +655,8 @@ class Watcher(Lifecycle):
         answer.events += 1
         answer.probe_round = 0
         if answer.buffering:
+            if answer.buffer is None:
+                answer.buffer = []
             answer.buffer.append(event)
             return
         self._deliver(event)
