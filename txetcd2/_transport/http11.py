@@ -120,6 +120,11 @@ _CALLBACKS = SimpleNamespace(
 )
 
 
+#: What an answered long poll keeps instead of its own fired Deferred.
+_ANSWERED: Deferred[Any] = Deferred()
+_ANSWERED.callback(None)
+
+
 class ParseError(Exception):
     """
     An answer that is not valid HTTP/1.1 (or has headers that are too long).
@@ -331,8 +336,15 @@ class HTTP11Connection(Protocol):
         response = PoolResponse(sent, code, RESPONSES.get(code, b""), headers, length, self)
         self._response = response
         request.state = "answered"
-        if not request.d.called:
-            request.d.callback(response)
+        d = request.d
+        if request.long_poll:
+            # The request stays queued as long as its answer (hours for a watch
+            # stream, and there may be thousands): keep what the end of the answer
+            # needs, not its Deferred (nothing waits on it once it fired) or target.
+            request.d = _ANSWERED
+            request.target = b""
+        if not d.called:
+            d.callback(response)
         if head:
             # llhttp would read a body here: end the answer now and close.
             self._keep_alive = False
