@@ -90,7 +90,11 @@ def _on_message_begin() -> None:
 
 
 def _on_header(name: bytes, value: bytes) -> None:
-    _reading[-1]._raw.setdefault(name, []).append(value)
+    connection = _reading[-1]
+    raw = connection._raw
+    if raw is None:
+        raw = connection._raw = {}
+    raw.setdefault(name, []).append(value)
 
 
 def _on_headers_complete() -> None:
@@ -204,7 +208,7 @@ class HTTP11Connection(Protocol):
         self.extra = b""
         self.explicit_keep_alive = False
         self._parser = HttpResponseParser(_CALLBACKS)
-        self._raw: dict[bytes, list[bytes]] = {}
+        self._raw: dict[bytes, list[bytes]] | None = None  # made at the first header
         self._in_headers = False
         self._header_bytes = 0
         self._informational = False
@@ -306,7 +310,7 @@ class HTTP11Connection(Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        raw, self._raw = self._raw, {}
+        raw, self._raw = self._raw or {}, None
         if self._discard:
             return
         code: int = self._parser.get_status_code()

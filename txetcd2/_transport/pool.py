@@ -147,6 +147,8 @@ class EtcdAgent:
         self._members: dict[MemberKey, _Member] = {}
         self._reaper: IDelayedCall | None = None
         self._closing = False
+        #: bound once: every request keeps it (and long polls last for hours)
+        self._canceller = self._cancel
 
     def __repr__(self) -> str:
         return (
@@ -196,7 +198,7 @@ class EtcdAgent:
             headers if headers is not None else Headers(),
             bodyProducer,
             long_poll,
-            self._cancel,
+            self._canceller,
         )
         request.member = member
         self._dispatch(member, request)

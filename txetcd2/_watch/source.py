@@ -14,6 +14,7 @@ that retrying cannot fix.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,6 +49,11 @@ FATAL_ERRORS: tuple[type[EtcdError], ...] = (
     EtcdClusterMismatch,
     ClientClosed,
 )
+
+
+#: etcd's headers whose values are the same for every answer of a cluster
+#: (a new term aside).
+_SHARED_VALUES = ("x-etcd-cluster-id", "x-raft-term")
 
 
 def is_fatal(error: BaseException) -> bool:
@@ -211,6 +217,12 @@ class SessionWatchSource:
     ) -> tuple[IResponse, Mapping[str, str]]:
         response, headers = await self._session.open(endpoint, target, timeout)
         watch_index(endpoint, response, headers)
+        # The stream keeps these for its events: one copy of the values every
+        # watcher of a cluster shares, not one each.
+        for name in _SHARED_VALUES:
+            value = headers.get(name)
+            if value is not None:
+                headers[name] = sys.intern(value)
         # A stream can stay open for hours, and thousands of watchers may be open: keep
         # etcd's few headers, not the whole parsed set (over 1 KiB each). A fresh empty
         # table, because a dict emptied by deletions keeps its size.

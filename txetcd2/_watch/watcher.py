@@ -252,7 +252,7 @@ class Watcher(Lifecycle):
         self._source = as_source(client)
         self._clock = self._source.clock
         self._retry_policy = retry_policy
-        self._listeners: dict[str, list[Callable[[Any], object]]] = {}
+        self._listeners: dict[str, list[Callable[[Any], object]]] | None = None
         self._endpoint: str | None = None
         #: the next index wanted; None: "from now"
         self._next: int | None = index
