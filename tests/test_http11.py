@@ -553,3 +553,60 @@ class ExplicitKeepAliveTests(SynchronousTestCase):
         )
         self.assertEqual(owner.kinds(), ["released", "retire"])
         self.assertTrue(transport.disconnecting)
+
+
+class LeanConnectionTests(SynchronousTestCase):
+    """
+    What a connection keeps per answer: idle watchers keep thousands of them.
+    """
+
+    def test_answered_long_poll_keeps_little(self) -> None:
+        """A long poll's answer is delivered as any other, and its request then
+        keeps neither its Deferred nor its target, while its body still streams
+        and its cut still fails the body."""
+        connection, _, owner = _open()
+        request = PendingRequest(
+            b"GET",
+            b"http://127.0.0.1:2379/v2/keys/a?wait=true&stream=true",
+            b"/v2/keys/a?wait=true&stream=true",
+            Headers(),
+            None,
+            True,
+            lambda r: None,
+        )
+        d = request.d
+        connection.send(request)
+        connection.dataReceived(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        response = self.successResultOf(d)
+        self.assertIsNot(request.d, d)
+        self.assertTrue(request.d.called)
+        self.assertEqual(request.target, b"")
+        reader = Reader()
+        response.deliverBody(reader)
+        connection.dataReceived(b"3\r\n{}\n\r\n")
+        self.assertEqual(reader.data, [b"{}\n"])
+        connection.connectionLost(Failure(ConnectionLost()))
+        assert reader.reason is not None
+        self.assertTrue(reader.reason.check(ResponseFailed))
+        self.assertEqual(owner.kinds(), ["lost"])
+
+    def test_a_callback_making_another_connection_read(self) -> None:
+        """When a callback run by one connection's parser makes another connection
+        read (a test's loopback does), each parser's callbacks still reach its own
+        connection."""
+        first, _, _ = _open()
+        second, _, _ = _open()
+        one, two = _request(), _request()
+        first.send(one)
+        second.send(two)
+        answers: list[IResponse] = []
+
+        def answered(response: IResponse) -> None:
+            answers.append(response)
+            second.dataReceived(OK)
+
+        one.d.addCallback(answered)
+        first.dataReceived(OK.replace(b"hello", b"world"))
+        self.assertEqual(self.successResultOf(read_body(answers[0])), b"world")
+        self.assertEqual(self.successResultOf(read_body(self.successResultOf(two.d))), b"hello")
+        self.assertEqual((first.served, second.served), (1, 1))

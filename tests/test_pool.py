@@ -613,3 +613,36 @@ class CloseTests(PoolTestCase):
             {"pipeline_depth": 0},
         ):
             self.assertRaises(ValueError, EtcdAgent, self.reactor, **options)
+
+
+class UnwrapTests(SynchronousTestCase):
+    """
+    A connection made through an endpoint is called by its transport directly.
+    """
+
+    def test_wrapper_dropped(self) -> None:
+        """A transport whose protocol is the endpoint's wrapper of the connection
+        calls the connection itself afterwards; any other is left alone."""
+        from twisted.internet.endpoints import _WrappingProtocol
+
+        from txetcd2._transport.http11 import HTTP11Connection
+        from txetcd2._transport.pool import unwrap
+
+        connection = HTTP11Connection(EtcdAgent(MemoryReactorClock()), b"h:1")
+        transport = StringTransport()
+        wrapper = _WrappingProtocol(Deferred(), connection)
+        transport.protocol = wrapper  # type: ignore[attr-defined]
+        connection.makeConnection(transport)
+        unwrap(connection)
+        self.assertIs(transport.protocol, connection)  # type: ignore[attr-defined]
+        other = StringTransport()
+        foreign = _WrappingProtocol(Deferred(), Protocol())
+        other.protocol = foreign  # type: ignore[attr-defined]
+        another = HTTP11Connection(EtcdAgent(MemoryReactorClock()), b"h:1")
+        another.makeConnection(other)
+        unwrap(another)
+        self.assertIs(other.protocol, foreign)  # type: ignore[attr-defined]
+        plain = HTTP11Connection(EtcdAgent(MemoryReactorClock()), b"h:1")
+        plain.makeConnection(StringTransport())
+        unwrap(plain)
+        self.assertFalse(hasattr(plain.transport, "protocol"))

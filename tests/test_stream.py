@@ -136,3 +136,19 @@ class EventStreamTests(SynchronousTestCase):
         self.assertTrue(self.stream.too_long)
         self.assertEqual(self.transport.aborted, 1)
         self.assertEqual(self.lines, [])
+
+
+class LazyClosedTests(SynchronousTestCase):
+    """
+    EventStream.closed is made when first asked for.
+    """
+
+    def test_asked_after_the_end(self) -> None:
+        """Asked for after the connection is gone, closed has fired already."""
+        stream = EventStream(lambda line: None)
+        stream.makeConnection(FakeBodyTransport())
+        self.assertFalse(stream.gone)
+        stream.connectionLost(Failure(ResponseDone()))
+        self.assertTrue(stream.gone)
+        self.assertIsNone(self.successResultOf(stream.closed))
+        self.assertIsNone(self.successResultOf(stream.ended))

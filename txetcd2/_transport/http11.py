@@ -24,6 +24,7 @@ re-send or fail) is its owner's decision (:class:`ConnectionOwner`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -77,6 +78,55 @@ def answer_headers(raw: dict[bytes, list[bytes]]) -> Headers:
         else:
             table[canonical] = values
     return headers
+
+
+#: The connections whose bytes a parser is reading now, the innermost last
+#: (a callback may make another connection read, e.g. over a test's loopback).
+_reading: list[HTTP11Connection] = []
+
+
+def _on_message_begin() -> None:
+    _reading[-1].on_message_begin()
+
+
+def _on_header(name: bytes, value: bytes) -> None:
+    connection = _reading[-1]
+    raw = connection._raw
+    if raw is None:
+        raw = connection._raw = {}
+    raw.setdefault(name, []).append(value)
+
+
+def _on_headers_complete() -> None:
+    _reading[-1].on_headers_complete()
+
+
+def _on_body(body: bytes) -> None:
+    connection = _reading[-1]
+    response = connection._response
+    if response is not None and not connection._discard:
+        response.body_data(body)
+
+
+def _on_message_complete() -> None:
+    _reading[-1].on_message_complete()
+
+
+#: What every parser calls back: plain functions shared by all connections
+#: (a parser keeps its protocol's callbacks, and bound methods would cost
+#: five objects per connection; idle watchers keep thousands).
+_CALLBACKS = SimpleNamespace(
+    on_message_begin=_on_message_begin,
+    on_header=_on_header,
+    on_headers_complete=_on_headers_complete,
+    on_body=_on_body,
+    on_message_complete=_on_message_complete,
+)
+
+
+#: What an answered long poll keeps instead of its own fired Deferred.
+_ANSWERED: Deferred[Any] = Deferred()
+_ANSWERED.callback(None)
 
 
 class ParseError(Exception):
@@ -157,8 +207,8 @@ class HTTP11Connection(Protocol):
         self.retired = False
         self.extra = b""
         self.explicit_keep_alive = False
-        self._parser = HttpResponseParser(self)
-        self._raw: dict[bytes, list[bytes]] = {}
+        self._parser = HttpResponseParser(_CALLBACKS)
+        self._raw: dict[bytes, list[bytes]] | None = None  # made at the first header
         self._in_headers = False
         self._header_bytes = 0
         self._informational = False
@@ -232,14 +282,21 @@ class HTTP11Connection(Protocol):
             self._parse_error("the server sent bytes no request asked for")
             return
         self.queue[0].touched = True
+        _reading.append(self)
         try:
             self._parser.feed_data(data)
         except HttpParserError as e:
+            _reading.pop()
             self._parse_error(f"invalid HTTP answer: {e}")
             return
         except HttpParserUpgrade:
+            _reading.pop()
             self._parse_error("the server switched protocols, which this client does not do")
             return
+        except BaseException:
+            _reading.pop()
+            raise
+        _reading.pop()
         if self._in_headers:
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES:
@@ -251,12 +308,9 @@ class HTTP11Connection(Protocol):
         self._in_headers = True
         self._header_bytes = 0
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._raw.setdefault(name, []).append(value)
-
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        raw, self._raw = self._raw, {}
+        raw, self._raw = self._raw or {}, None
         if self._discard:
             return
         code: int = self._parser.get_status_code()
@@ -286,18 +340,20 @@ class HTTP11Connection(Protocol):
         response = PoolResponse(sent, code, RESPONSES.get(code, b""), headers, length, self)
         self._response = response
         request.state = "answered"
-        if not request.d.called:
-            request.d.callback(response)
+        d = request.d
+        if request.long_poll:
+            # The request stays queued as long as its answer (hours for a watch
+            # stream, and there may be thousands): keep what the end of the answer
+            # needs, not its Deferred (nothing waits on it once it fired) or target.
+            request.d = _ANSWERED
+            request.target = b""
+        if not d.called:
+            d.callback(response)
         if head:
             # llhttp would read a body here: end the answer now and close.
             self._keep_alive = False
             self.on_message_complete()
             self._discard = True
-
-    def on_body(self, body: bytes) -> None:
-        response = self._response
-        if response is not None and not self._discard:
-            response.body_data(body)
 
     def on_message_complete(self) -> None:
         if self._informational:

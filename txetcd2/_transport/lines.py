@@ -44,8 +44,7 @@ class EventStream(Protocol):
     :ivar ended: fires with ``None`` once the body ended (never errbacks);
         cancelling it aborts the connection.
     :ivar reason: why the body ended (see :func:`clean_end`), once it did.
-    :ivar closed: fires with ``None`` once the connection is gone, even if
-        :attr:`ended` was cancelled.
+    :ivar gone: whether the connection is gone (``connectionLost`` came).
     :ivar too_long: whether the body was aborted for a line that is too long.
     """
 
@@ -60,9 +59,10 @@ class EventStream(Protocol):
         self._max_line = max_line
         self._buffer = b""
         self._stopped = False
-        self.ended: Deferred[None] = Deferred(lambda d: self.abort())
+        self.ended: Deferred[None] = Deferred(self._cancelled)
         self.reason: Failure | None = None
-        self.closed: Deferred[None] = Deferred()
+        self.gone = False
+        self._closed: Deferred[None] | None = None
         self.too_long = False
 
     def abort(self) -> None:
@@ -81,6 +81,22 @@ class EventStream(Protocol):
             # closes the connection.
             abort = transport.stopProducing
         abort()
+
+    @property
+    def closed(self) -> Deferred[None]:
+        """
+        A Deferred firing with ``None`` once the connection is gone (at once
+        when it is), even if :attr:`ended` was cancelled; made when first
+        asked for (thousands of idle streams never need one).
+        """
+        if self._closed is None:
+            self._closed = Deferred()
+            if self.gone:
+                self._closed.callback(None)
+        return self._closed
+
+    def _cancelled(self, _: Deferred[None]) -> None:
+        self.abort()
 
     @property
     def stopped(self) -> bool:
@@ -114,6 +130,8 @@ class EventStream(Protocol):
             # A complete body whose last line has no newline.
             self._on_line(rest)
         self.reason = reason
+        self.gone = True
         if not self.ended.called:
             self.ended.callback(None)
-        self.closed.callback(None)
+        if self._closed is not None:
+            self._closed.callback(None)

@@ -147,6 +147,8 @@ class EtcdAgent:
         self._members: dict[MemberKey, _Member] = {}
         self._reaper: IDelayedCall | None = None
         self._closing = False
+        #: bound once: every request keeps it (and long polls last for hours)
+        self._canceller = self._cancel
 
     def __repr__(self) -> str:
         return (
@@ -196,7 +198,7 @@ class EtcdAgent:
             headers if headers is not None else Headers(),
             bodyProducer,
             long_poll,
-            self._cancel,
+            self._canceller,
         )
         request.member = member
         self._dispatch(member, request)
@@ -308,6 +310,7 @@ class EtcdAgent:
                 never_received(Failure(ConnectionDone())), member, connection, request
             )
             return
+        unwrap(connection)
         member.busy.add(connection)
         connection.send(request)
         self._feed(member, connection)
@@ -476,6 +479,26 @@ class EtcdAgent:
 
         done = DeferredList(closing, consumeErrors=True).addCallback(closed)
         return done
+
+
+def unwrap(connection: HTTP11Connection) -> None:
+    """
+    Let a plain TCP transport call ``connection`` itself rather than the
+    endpoint's wrapper, which only forwards calls once connected: one object
+    (and one call per read) less per connection, and idle watchers keep
+    thousands of connections. A transport that is not such a pair (TLS, a
+    test's) is left alone.
+
+    :param connection: a connection just made.
+    """
+    transport = connection.transport
+    wrapper = getattr(transport, "protocol", None)
+    if (
+        wrapper is not connection
+        and type(wrapper).__name__ == "_WrappingProtocol"
+        and getattr(wrapper, "_wrappedProtocol", None) is connection
+    ):
+        transport.protocol = connection  # type: ignore[union-attr]
 
 
 def start_of_scheme(key: bytes) -> bytes:

@@ -154,7 +154,7 @@ class PoolResponse:
         self.previousResponse: IResponse | None = None
         self._transport = BodyTransport(source)
         self._reader: IProtocol | None = None
-        self._kept: list[bytes] = []
+        self._kept: list[bytes] | None = None  # made for the first bytes before deliverBody
         self._end: Failure | None = None
 
     def __repr__(self) -> str:
@@ -184,8 +184,8 @@ class PoolResponse:
             raise RuntimeError("the body of this answer was delivered already")
         self._reader = protocol
         protocol.makeConnection(self._transport)  # type: ignore[arg-type]
-        kept, self._kept = self._kept, []
-        for data in kept:
+        kept, self._kept = self._kept, None
+        for data in kept or ():
             self._feed(protocol, data)
         if self._end is not None:
             self._transport.detach()
@@ -199,6 +199,8 @@ class PoolResponse:
         """
         reader = self._reader
         if reader is None:
+            if self._kept is None:
+                self._kept = []
             self._kept.append(data)
         else:
             self._feed(reader, data)

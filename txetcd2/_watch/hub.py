@@ -293,7 +293,7 @@ class HubWatcher(Lifecycle):
         self._hub = hub
         self._key = key
         self._recursive = recursive
-        self._listeners: dict[str, list[Callable[[Any], object]]] = {}
+        self._listeners: dict[str, list[Callable[[Any], object]]] | None = None
         self._index: int | None = None
 
     def __repr__(self) -> str:

@@ -80,14 +80,15 @@ class Listeners:
     """
     The ``on``/``off`` registry of a watcher, and the calling of its callbacks.
 
-    The class using it sets ``_listeners`` to an empty dict, and keeps
+    The class using it sets ``_listeners`` to ``None`` (the dict is made at
+    the first :meth:`on`: idle watchers are many, most with few callbacks), and keeps
     ``_key`` (for the log) and ``_live()`` (no callback runs once stopped,
     but those of ``"stop"``).
     """
 
     log: Logger
     _key: str
-    _listeners: dict[str, list[Callable[[Any], object]]]
+    _listeners: dict[str, list[Callable[[Any], object]]] | None
 
     def _live(self) -> bool:
         raise NotImplementedError  # pragma: no cover - the watcher classes define it
@@ -171,6 +172,8 @@ class Listeners:
             raise ValueError(f"unknown watcher event {name!r}; use one of {names}")
         if not callable(callback):
             raise TypeError(f"the {name!r} callback must be callable")
+        if self._listeners is None:
+            self._listeners = {}
         self._listeners.setdefault(name, []).append(callback)
 
     def off(self, name: str, callback: Callable[[Any], object]) -> None:
@@ -182,11 +185,13 @@ class Listeners:
         :raises ValueError: if it was not registered for that name.
         """
         try:
-            self._listeners.get(name, []).remove(callback)
+            (self._listeners or {}).get(name, []).remove(callback)
         except ValueError:
             raise ValueError(f"{callback!r} is not registered for {name!r}") from None
 
     def _emit(self, name: str, payload: object) -> None:
+        if not self._listeners:
+            return
         for callback in list(self._listeners.get(name, ())):
             if name != "stop" and not self._live():
                 return

@@ -14,12 +14,14 @@ that retrying cannot fix.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
 from txetcd2._api.keys import KeyCalls
@@ -47,6 +49,11 @@ FATAL_ERRORS: tuple[type[EtcdError], ...] = (
     EtcdClusterMismatch,
     ClientClosed,
 )
+
+
+#: etcd's headers whose values are the same for every answer of a cluster
+#: (a new term aside).
+_SHARED_VALUES = ("x-etcd-cluster-id", "x-raft-term")
 
 
 def is_fatal(error: BaseException) -> bool:
@@ -210,10 +217,20 @@ class SessionWatchSource:
     ) -> tuple[IResponse, Mapping[str, str]]:
         response, headers = await self._session.open(endpoint, target, timeout)
         watch_index(endpoint, response, headers)
+        # The stream keeps these for its events: one copy of the values every
+        # watcher of a cluster shares, not one each.
+        for name in _SHARED_VALUES:
+            value = headers.get(name)
+            if value is not None:
+                headers[name] = sys.intern(value)
         # A stream can stay open for hours, and thousands of watchers may be open: keep
-        # etcd's few headers, not the whole parsed set (over 1 KiB each).
-        for name, _ in list(response.headers.getAllRawHeaders()):
-            response.headers.removeHeader(name)
+        # etcd's few headers, not the whole parsed set (over 1 KiB each). A fresh empty
+        # table, because a dict emptied by deletions keeps its size.
+        try:
+            response.headers = Headers()
+        except AttributeError:  # pragma: no cover - an answer with read-only headers
+            for name, _ in list(response.headers.getAllRawHeaders()):
+                response.headers.removeHeader(name)
         return response, headers
 
 

@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IResponse
 
 from txetcd2._logs import PublicLogger
+from txetcd2._transport.deadline import follow
 from txetcd2._transport.lines import EventStream, clean_end
 from txetcd2._watch.lag import BUSY, DROPPED, HISTORY_LOST, BusyMeter, Lag
 from txetcd2._watch.listeners import ACTIONS
@@ -53,6 +54,10 @@ from txetcd2._wire.keys import (
 from txetcd2._wire.models import DecodeError, EtcdResponse, decode_event
 
 _T = TypeVar("_T")
+
+#: The query of every watch request, without and with ``recursive``.
+_PLAIN = (("wait", "true"),)
+_RECURSIVE = (("wait", "true"), ("recursive", "true"))
 
 #: How a stream ended, when it did not fail.
 _ENDED = "the stream ended"  # cleanly: reconnect at once
@@ -82,11 +87,13 @@ class _Answer:
     What one watch stream (and the polls filling the gap before it) did.
     """
 
+    watcher: Watcher
     endpoint: str
     headers: Mapping[str, str]
     store_index: int
     buffering: bool
-    buffer: list[EtcdResponse] = attrs.Factory(list)
+    #: the stream's events held back while buffering (made at the first one)
+    buffer: list[EtcdResponse] | None = None
     readers: list[EventStream] = attrs.Factory(list)
     events: int = 0
     poll_accepted: bool = False
@@ -102,6 +109,21 @@ class _Answer:
     @property
     def over(self) -> bool:
         return self.idle or self.behind or self.error is not None
+
+    # Bound methods of the answer rather than closures over it: smaller, and
+    # every idle watcher holds them.
+
+    def touched(self) -> None:
+        """Bytes came: the idle timer (and the probe's) start again."""
+        self.watcher._touch(self)
+
+    def streamed(self, line: bytes) -> None:
+        """A line of the stream came."""
+        self.watcher._streamed(self, line)
+
+    def went_idle(self) -> None:
+        """Nothing came for ``idle_timeout``."""
+        self.watcher._went_idle(self)
 
 
 class _Renew(Exception):
@@ -222,16 +244,15 @@ class Watcher(Lifecycle):
         assert idle is not None
         self._idle_timeout = idle
         self._probe_interval = _check_seconds(probe_interval, "probe_interval", optional=True)
-        self._query: Query = [("wait", "true")]
-        if self._recursive:
-            self._query.append(("recursive", "true"))
+        # Shared tuples: idle watchers are many.
+        self._query: tuple[tuple[str, str], ...] = _RECURSIVE if self._recursive else _PLAIN
         check_request_line(
             "GET", self._path, [*self._query, ("stream", "true"), ("waitIndex", str(2**63))]
         )
         self._source = as_source(client)
         self._clock = self._source.clock
         self._retry_policy = retry_policy
-        self._listeners: dict[str, list[Callable[[Any], object]]] = {}
+        self._listeners: dict[str, list[Callable[[Any], object]]] | None = None
         self._endpoint: str | None = None
         #: the next index wanted; None: "from now"
         self._next: int | None = index
@@ -241,7 +262,9 @@ class Watcher(Lifecycle):
         self._resync_needed = False
         self._loop_ended: Deferred[None] | None = None
         self._waiting: Deferred[Any] | None = None
-        self._readers: set[EventStream] = set()
+        #: the readers of answers, for stop(): those whose connection is gone
+        #: are dropped when the next one comes (no callback per reader)
+        self._readers: list[EventStream] = []
         self._answer: _Answer | None = None
         self._idle: IDelayedCall | None = None
         #: made at the first change (idle watchers are many and never need one)
@@ -288,24 +311,24 @@ class Watcher(Lifecycle):
     def _begin(self) -> None:
         self._enter(State.CONNECTING)
         self._source.track(self)
-        ended: Deferred[None] = Deferred()
-        self._loop_ended = ended
-        loop = Deferred.fromCoroutine(self._run())
-        loop.addErrback(self._crashed)
-        loop.addBoth(lambda _: ended.callback(None))
+        # The loop's Deferred fires with None (its errback handles failures);
+        # what waits for it is made only when stopping (idle watchers are many).
+        self._loop_ended = Deferred.fromCoroutine(self._run())
 
     def _halt(self) -> Deferred[object]:
         waits: list[Deferred[Any]] = []
         if self._loop_ended is not None:
-            waits.append(self._loop_ended)
+            waits.append(follow(self._loop_ended))
         answer = self._answer
         if answer is not None:
             probe = self._end_probe(answer)
             if probe is not None:
                 waits.append(probe.closed)
-        for reader in list(self._readers):
-            waits.append(reader.closed)
-            reader.abort()
+        for reader in self._readers:
+            if not reader.gone:
+                waits.append(reader.closed)
+                reader.abort()
+        self._readers = []
         self._cancel_idle()
         waiting, self._waiting = self._waiting, None
         if waiting is not None and not waiting.called:
@@ -356,38 +379,43 @@ class Watcher(Lifecycle):
         return d
 
     async def _run(self) -> None:
-        while True:
-            try:
-                self._source.check_open()
-                if self._resync_needed:
-                    self._enter(State.RESYNCING)
-                    await self._resync()
-                else:
-                    self._renewed(await self._follow(self._current()))
-            except (Halted, CancelledError):
-                if self._state is State.STOPPING:
-                    return
-                raise
-            except EventIndexCleared as e:
-                self.log.warn(
-                    "watch {key}: etcd at {endpoint} no longer has index {index} ({error}); "
-                    "reading the tree",
-                    key=self._key,
-                    endpoint=self._endpoint,
-                    index=self._next,
-                    error=str(e),
-                )
-                self._resync_needed = True
-            except Exception as e:
-                if is_fatal(e):
-                    self._give_up(Failure(e))
-                    return
+        # A crash is handled here rather than by an errback on the loop's
+        # Deferred: one callback less per watcher.
+        try:
+            while True:
                 try:
-                    await self._back_off(e)
+                    self._source.check_open()
+                    if self._resync_needed:
+                        self._enter(State.RESYNCING)
+                        await self._resync()
+                    else:
+                        self._renewed(await self._follow(self._current()))
                 except (Halted, CancelledError):
                     if self._state is State.STOPPING:
                         return
                     raise
+                except EventIndexCleared as e:
+                    self.log.warn(
+                        "watch {key}: etcd at {endpoint} no longer has index {index} ({error}); "
+                        "reading the tree",
+                        key=self._key,
+                        endpoint=self._endpoint,
+                        index=self._next,
+                        error=str(e),
+                    )
+                    self._resync_needed = True
+                except Exception as e:
+                    if is_fatal(e):
+                        self._give_up(Failure(e))
+                        return
+                    try:
+                        await self._back_off(e)
+                    except (Halted, CancelledError):
+                        if self._state is State.STOPPING:
+                            return
+                        raise
+        except Exception:
+            self._crashed(Failure())
 
     def _current(self) -> str:
         endpoints = self._source.endpoints()
@@ -485,10 +513,10 @@ class Watcher(Lifecycle):
         """
         Deliver a body, line by line, to ``on_line``; tracked for stop() and the idle timer.
         """
-        reader = EventStream(on_line, lambda: self._touch(answer))
+        reader = EventStream(on_line, answer.touched)
         answer.readers.append(reader)
-        self._readers.add(reader)
-        reader.closed.addCallback(lambda _: self._readers.discard(reader))
+        self._readers = [r for r in self._readers if not r.gone]
+        self._readers.append(reader)
         response.deliverBody(reader)
         if answer.over or self._state is State.STOPPING:
             # The answer ended while this request was on its way.
@@ -510,17 +538,20 @@ class Watcher(Lifecycle):
         response, headers, store = await self._open(endpoint, [*self._query, ("stream", "true")])
         if self._next is None:
             self._next = store + 1
-        answer = self._answer = _Answer(endpoint, headers, store, buffering=self._next <= store)
-        self._idle = self._clock.callLater(self._idle_timeout, self._went_idle, answer)
+        answer = self._answer = _Answer(
+            self, endpoint, headers, store, buffering=self._next <= store
+        )
+        self._idle = self._clock.callLater(self._idle_timeout, answer.went_idle)
         try:
-            stream = self._read(answer, response, lambda line: self._streamed(answer, line))
+            stream = self._read(answer, response, answer.streamed)
+            del response  # the reader holds what it needs; the frame stays for hours
             if answer.buffering:
                 self._enter(State.CATCHING_UP)
                 await self._fill_gap(answer)
                 self._next = max(self._next, store + 1)
                 answer.buffering = False
-                buffered, answer.buffer = answer.buffer, []
-                for event in buffered:
+                buffered, answer.buffer = answer.buffer, None
+                for event in buffered or ():
                     self._deliver(event)
             self._enter(State.STREAMING)
             self._arm_probe(answer)
@@ -624,6 +655,8 @@ class Watcher(Lifecycle):
         answer.events += 1
         answer.probe_round = 0
         if answer.buffering:
+            if answer.buffer is None:
+                answer.buffer = []
             answer.buffer.append(event)
             return
         self._deliver(event)
