@@ -51,6 +51,7 @@ from twisted.web.client import Agent, readBody
 from twisted.web.iweb import IResponse
 
 from txetcd2._logs import PublicLogger
+from txetcd2._reactor import default_reactor
 from txetcd2._transport.twisted_pool import quiet_pool
 
 __all__ = [
@@ -1027,9 +1028,7 @@ def start_etcd(
     :returns: A Deferred firing with the started cluster.
     """
     if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
+        reactor = default_reactor()  # trial's tests run on the global reactor
     cluster = EtcdCluster(size, reactor=reactor, **kwargs)
     testcase.addCleanup(cluster.stop)
     return cluster.start()
