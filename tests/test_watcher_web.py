@@ -20,13 +20,58 @@ from txetcd2._watch import watcher as watcher_module
 from txetcd2.testing import MemoryEtcd
 
 
-class WebWatcherTestCase(SynchronousTestCase):
+class RecordingWatchers:
+    """
+    Started watchers whose every event is recorded, with pinned jitter (mixed into the test
+    cases below, which provide ``client``, ``seen``, ``watchers`` and ``settle``).
+    """
+
+    #: the watchers' probe interval (``None``: no probe; the probe has its own tests)
+    probe_interval: float | None = 5.0
+    client: EtcdClient
+    seen: list[tuple[str, Any]]
+    watchers: list[Watcher]
+
+    def settle(self) -> None:
+        raise NotImplementedError
+
+    def watcher(self, key: str = "/k", **kwargs: Any) -> Watcher:
+        """
+        A started watcher whose every event is recorded, with pinned jitter.
+        """
+        kwargs.setdefault("retry_policy", backoffPolicy(jitter=lambda: 0.0))
+        kwargs.setdefault("idle_timeout", 30.0)
+        kwargs.setdefault("probe_interval", self.probe_interval)
+        w = self.client.watcher(key, **kwargs)
+        for name in ("change", "resync", "reconnect", "error", "stop"):
+            w.on(name, lambda payload, name=name: self.seen.append((name, payload)))
+        self.watchers.append(w)
+        w.start()
+        self.settle()
+        return w
+
+    def events(self) -> list[int]:
+        """
+        The indexes of the changes delivered so far.
+        """
+        return [p.index for n, p in self.seen if n == "change"]
+
+    def reported(self, name: str) -> list[Any]:
+        """
+        The payloads reported under ``name`` so far.
+        """
+        return [p for n, p in self.seen if n == name]
+
+
+class WebWatcherTestCase(RecordingWatchers, SynchronousTestCase):
     """
     A client over the private in-memory resource (for stream bytes cut anywhere and
     canned answers etcd would never send), a Clock, and a record of what watchers report.
     """
 
     hosts: tuple[str, ...] = ("h1:2379",)
+    # The probe has its own tests (test_watcher_probe.py); these test the rest.
+    probe_interval = None
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -78,34 +123,6 @@ class WebWatcherTestCase(SynchronousTestCase):
         pumps = self.agent._pumps
         return [p for p in pumps if not (p.clientIO.disconnected and p.serverIO.disconnected)]
 
-    def watcher(self, key: str = "/k", **kwargs: Any) -> Watcher:
-        """
-        A started watcher whose every event is recorded, with pinned jitter.
-        """
-        kwargs.setdefault("retry_policy", backoffPolicy(jitter=lambda: 0.0))
-        kwargs.setdefault("idle_timeout", 30.0)
-        # The probe has its own tests (test_watcher_probe.py); these test the rest.
-        kwargs.setdefault("probe_interval", None)
-        w = self.client.watcher(key, **kwargs)
-        for name in ("change", "resync", "reconnect", "error", "stop"):
-            w.on(name, lambda payload, name=name: self.seen.append((name, payload)))
-        self.watchers.append(w)
-        w.start()
-        self.settle()
-        return w
-
-    def events(self) -> list[int]:
-        """
-        The indexes of the changes delivered so far.
-        """
-        return [p.index for n, p in self.seen if n == "change"]
-
-    def reported(self, name: str) -> list[Any]:
-        """
-        The payloads reported under ``name`` so far.
-        """
-        return [p for n, p in self.seen if n == name]
-
 
 class ChunkingTests(WebWatcherTestCase):
     """
@@ -126,7 +143,7 @@ class ChunkingTests(WebWatcherTestCase):
             self.assertEqual(self.events(), [*written, big, last], f"pieces of {size} bytes")
 
 
-class MemoryWatcherTestCase(SynchronousTestCase):
+class MemoryWatcherTestCase(RecordingWatchers, SynchronousTestCase):
     """
     A client on a :class:`MemoryEtcd`, a writer client on its last member, and a record of
     what watchers report.
@@ -180,32 +197,6 @@ class MemoryWatcherTestCase(SynchronousTestCase):
         Write through the writer client; the change's index.
         """
         return self.successResultOf(self.writer.set(key, value)).index
-
-    def watcher(self, key: str = "/k", **kwargs: Any) -> Watcher:
-        """
-        A started watcher whose every event is recorded, with pinned jitter.
-        """
-        kwargs.setdefault("retry_policy", backoffPolicy(jitter=lambda: 0.0))
-        kwargs.setdefault("idle_timeout", 30.0)
-        w = self.client.watcher(key, **kwargs)
-        for name in ("change", "resync", "reconnect", "error", "stop"):
-            w.on(name, lambda payload, name=name: self.seen.append((name, payload)))
-        self.watchers.append(w)
-        w.start()
-        self.settle()
-        return w
-
-    def events(self) -> list[int]:
-        """
-        The indexes of the changes delivered so far.
-        """
-        return [p.index for n, p in self.seen if n == "change"]
-
-    def reported(self, name: str) -> list[Any]:
-        """
-        The payloads reported under ``name`` so far.
-        """
-        return [p for n, p in self.seen if n == name]
 
     def watch_queries(self) -> list[dict[str, str]]:
         """

@@ -20,7 +20,8 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutput
 from twisted.trial.unittest import TestCase
 
-from txetcd2 import EtcdClient, EtcdError, EtcdResponse, EtcdV2Disabled, Watcher
+from tests.conformance._watcher import Recorder
+from txetcd2 import EtcdClient, EtcdError, EtcdResponse, EtcdV2Disabled
 from txetcd2.testing import EtcdMember, FaultProxy, start_etcd
 from txetcd2.watch import Lag, State
 
@@ -39,24 +40,6 @@ async def until(condition: Callable[[], bool], what: str, deadline: float = DEAD
         if reactor.seconds() > end:
             raise AssertionError(f"timed out waiting for {what}")
         await deferLater(reactor, 0.05)
-
-
-class Recorder:
-    """
-    Records what a watcher reports.
-    """
-
-    def __init__(self, watcher: Watcher) -> None:
-        self.changes: list[EtcdResponse] = []
-        self.resyncs: list[EtcdResponse] = []
-        self.errors: list[Any] = []
-        watcher.on("change", self.changes.append)
-        watcher.on("resync", self.resyncs.append)
-        watcher.on("error", self.errors.append)
-
-    @property
-    def indexes(self) -> list[int]:
-        return [e.index for e in self.changes]
 
 
 class ClusterWatcherTests(TestCase):
