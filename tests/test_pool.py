@@ -38,6 +38,8 @@ from txetcd2._wire.errors import EtcdTLSError
 
 URL = b"http://127.0.0.1:2379/v2/keys/a"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+#: A chunked answer: given at its headers, its body streamed (not held).
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
 
 
 class Server:
@@ -394,14 +396,28 @@ class CancelTests(PoolTestCase):
         self.assertTrue(transport.disconnected)
 
     def test_while_body_comes(self) -> None:
-        """Cancelling the reading of a body aborts the connection."""
+        """Cancelling the reading of a streamed body aborts the connection."""
+        agent = self.agent()
+        d = agent.request(b"GET", URL)
+        protocol, transport = self.server.accept()
+        protocol.dataReceived(CHUNKED[:-7])
+        body = read_body(self.successResultOf(d))
+        body.cancel()
+        self.failureResultOf(body, CancelledError)
+        self.assertTrue(transport.disconnected)
+        protocol.connectionLost(Failure(ConnectionAborted()))
+
+    def test_while_held_body_comes(self) -> None:
+        """A request cancelled while its short answer's body comes (the answer is held
+        until its end) fails with ResponseFailed(CancelledError) and aborts the
+        connection."""
         agent = self.agent()
         d = agent.request(b"GET", URL)
         protocol, transport = self.server.accept()
         protocol.dataReceived(OK[:-1])
-        body = read_body(self.successResultOf(d))
-        body.cancel()
-        self.failureResultOf(body, CancelledError)
+        d.cancel()
+        failure = self.failureResultOf(d, ResponseFailed)
+        self.assertTrue(cancelled_request(failure.value))
         self.assertTrue(transport.disconnected)
         protocol.connectionLost(Failure(ConnectionAborted()))
 
@@ -516,15 +532,32 @@ class PipelineTests(PoolTestCase):
         self.assertEqual([self.body(d) for d in reads[1:]], [b"ok", b"ok"])
 
     def test_cut_in_a_body(self) -> None:
-        """A pipelined connection cut in the middle of the first body fails that body
-        (TruncatedBody); the reads behind are sent again and answered."""
+        """A pipelined connection cut in the middle of the first (streamed) body fails
+        that body (TruncatedBody); the reads behind are sent again and answered."""
+        agent = self.pipelining()
+        reads = [agent.request(b"GET", URL + b"%d" % i) for i in range(3)]
+        protocol, _ = self.server.accept()
+        protocol.dataReceived(CHUNKED[:-7])
+        body = read_body(self.successResultOf(reads[0]))
+        protocol.connectionLost(Failure(ConnectionDone()))
+        failure = self.failureResultOf(body, ResponseFailed)
+        self.assertTrue(failure.value.reasons[1].check(TruncatedBody))
+        fresh, again = self.server.accept()
+        self.assertEqual(again.value().count(b"GET "), 2)
+        _answer(fresh, again, OK + OK)
+        self.assertEqual([self.body(d) for d in reads[1:]], [b"ok", b"ok"])
+
+    def test_cut_in_a_held_body(self) -> None:
+        """A pipelined connection cut in the middle of a short answer's body (held
+        until its end) fails that read with TruncatedBody, without resending it; the
+        reads behind are sent again and answered."""
         agent = self.pipelining()
         reads = [agent.request(b"GET", URL + b"%d" % i) for i in range(3)]
         protocol, _ = self.server.accept()
         protocol.dataReceived(OK[:-1])
-        body = read_body(self.successResultOf(reads[0]))
+        self.assertNoResult(reads[0])
         protocol.connectionLost(Failure(ConnectionDone()))
-        failure = self.failureResultOf(body, ResponseFailed)
+        failure = self.failureResultOf(reads[0], ResponseFailed)
         self.assertTrue(failure.value.reasons[1].check(TruncatedBody))
         fresh, again = self.server.accept()
         self.assertEqual(again.value().count(b"GET "), 2)

@@ -331,11 +331,16 @@ class Exchange:
         # A plain callback chain rather than a coroutine: one less driver per
         # request on the hot path. Cancelling the result cancels whichever
         # of the request or the body reading it is waiting on.
-        def answered(response: IResponse) -> Deferred[RawResponse]:
+        def answered(response: IResponse) -> RawResponse | Deferred[RawResponse]:
             # treq's wrapper forwards every attribute to the answer it wraps:
             # read them there, once.
             response = getattr(response, "original", response)
             found = etcd_headers(response.headers)
+            complete_body = getattr(response, "complete_body", None)
+            if complete_body is not None:
+                body = complete_body()  # the agent pool's answers: the body may be here
+                if body is not None:
+                    return RawResponse(endpoint, response.code, found, body)
             return _read_body(response, (endpoint, response.code, found))
 
         return self.open(endpoint, method, target, form, headers).addCallback(answered)

@@ -43,6 +43,10 @@ from txetcd2._transport.response import BODY_DONE, PoolResponse, SentRequest
 #: The most bytes an answer's status line and headers may take.
 MAX_HEADER_BYTES = 64 * 1024
 
+#: The longest body of a short read's answer that is read whole before the
+#: answer is given (see :meth:`HTTP11Connection.on_headers_complete`).
+HOLD_BYTES = 256 * 1024
+
 #: Header names as Twisted's :class:`Headers` spells them, by name as sent.
 _CANONICAL: dict[bytes, bytes] = {}
 
@@ -213,6 +217,7 @@ class HTTP11Connection(Protocol):
         self._header_bytes = 0
         self._informational = False
         self._response: PoolResponse | None = None
+        self._held: PendingRequest | None = None  # answered at the end of its body
         self._until_close = False
         self._keep_alive = True
         self._discard = False
@@ -339,6 +344,13 @@ class HTTP11Connection(Protocol):
         sent = SentRequest(request.method, request.uri, request.headers)
         response = PoolResponse(sent, code, RESPONSES.get(code, b""), headers, length, self)
         self._response = response
+        if not request.long_poll and not head and type(length) is int and length <= HOLD_BYTES:
+            # A short answer of known length: give it once its body is here
+            # too (in the same read, nearly always), so that its reader can
+            # take the body at once (PoolResponse.complete_body) instead of
+            # being fed it; a failure before its end fails the request.
+            self._held = request
+            return
         request.state = "answered"
         d = request.d
         if request.long_poll:
@@ -376,6 +388,10 @@ class HTTP11Connection(Protocol):
         else:
             self.close()
         response.body_end(BODY_DONE)
+        held, self._held = self._held, None
+        if held is not None and not held.d.called:
+            held.state = "answered"
+            held.d.callback(response)
 
     # -- the end -------------------------------------------------------------
 
@@ -385,10 +401,18 @@ class HTTP11Connection(Protocol):
         if response is not None:
             self._response = None
             self.queue.pop(0)
-            response.body_end(failure)
+            self._end_body(response, failure)
         elif self.queue and self.queue[0].touched:
             self.queue.pop(0).fail(failure)
         self.abort()
+
+    def _end_body(self, response: PoolResponse, failure: Failure) -> None:
+        # A body that failed: its reader's, or, for an answer held until the
+        # end of its body, its request's failure.
+        held, self._held = self._held, None
+        response.body_end(failure)
+        if held is not None:
+            held.fail(failure)
 
     def pause_reading(self) -> None:
         """Stop reading answers (a body's reader is behind)."""
@@ -430,7 +454,8 @@ class HTTP11Connection(Protocol):
             elif self._until_close:
                 response.body_end(Failure(ResponseFailed([reason])))
             else:
-                response.body_end(Failure(ResponseFailed([reason, Failure(TruncatedBody())])))
+                truncated = Failure(ResponseFailed([reason, Failure(TruncatedBody())]))
+                self._end_body(response, truncated)
         unanswered = list(self.queue)
         self.queue.clear()
         if unanswered and unanswered[0].touched:

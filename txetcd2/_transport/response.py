@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from twisted.internet.interfaces import IProtocol, IPushProducer
+from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http_headers import Headers
@@ -23,6 +24,9 @@ from txetcd2._logs import PublicLogger
 
 #: How every complete body ends (shared, as Twisted shares ``connectionDone``).
 BODY_DONE = Failure(ResponseDone("Response body fully received"))
+
+#: The reader of a body taken whole by :meth:`PoolResponse.complete_body`.
+_TAKEN: IProtocol = TwistedProtocol()
 
 
 class BodySource(Protocol):
@@ -190,6 +194,23 @@ class PoolResponse:
         if self._end is not None:
             self._transport.detach()
             protocol.connectionLost(self._end)
+
+    def complete_body(self) -> bytes | None:
+        """
+        Take the whole body at once, when it is here already and complete.
+
+        :returns: the body, which is then delivered (as by
+            :meth:`deliverBody`); ``None`` when it is not complete yet, or
+            was delivered already.
+        """
+        if self._end is not BODY_DONE or self._reader is not None:
+            return None
+        self._reader = _TAKEN
+        self._transport.detach()
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return b""
+        return kept[0] if len(kept) == 1 else b"".join(kept)
 
     def body_data(self, data: bytes) -> None:
         """
