@@ -26,7 +26,8 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from txetcd2._transport.exchange import BytesProducer, read_body
+from txetcd2._transport.agent import BytesProducer
+from txetcd2._transport.exchange import read_body
 from txetcd2._transport.http11 import (
     HOLD_BYTES,
     MAX_HEADER_BYTES,
@@ -567,7 +568,9 @@ class AnswerHeadersTests(SynchronousTestCase):
         for name, values in raw.items():
             for value in values:
                 public.addRawHeader(name, value)
-        built = answer_headers({name: list(values) for name, values in raw.items()})
+        built = answer_headers(
+            [part for name, values in raw.items() for value in values for part in (name, value)]
+        )
         self.assertEqual(built, public)
         self.assertEqual(built.getRawHeaders(b"X-ETCD-INDEX"), [b"7", b"8"])
         self.assertEqual(built.getRawHeaders("etag"), ["e"])
