@@ -255,16 +255,19 @@ class Exchange:
 
         def settle(result: Any) -> Any:
             if not isinstance(result, Failure):
-                if not isinstance(result, RawResponse):
-                    read = answer_of(endpoint, result)
-                    if not isinstance(read, RawResponse):
-                        return read.addBoth(settle)  # a body still to come
-                    result = read
-                if call is not None and not timed_out:
-                    call.cancel()
-                return result if then is None else then(result, *args)
+                read = answer_of(endpoint, result)
+                if not isinstance(read, RawResponse):
+                    return read.addBoth(done)  # a body still to come
+                result = read
+            return done(result)
+
+        def done(result: Any) -> Any:
+            # (Not settle itself: a function that refers to itself is a cycle
+            # that only the garbage collector frees, with all it holds.)
             if call is not None and not timed_out:
                 call.cancel()
+            if not isinstance(result, Failure):
+                return result if then is None else then(result, *args)
             try:
                 outcome = self._send_failed(
                     settled_failure(result, timed_out, timeout), endpoint, method, target, timeout
