@@ -237,7 +237,6 @@ class HTTP11Connection(Protocol):
         self._header_bytes = 0
         self._informational = False
         self._response: PoolResponse | None = None
-        self._held: PendingRequest | None = None  # answered at the end of its body
         self._until_close = False
         self._keep_alive = True
         self._discard = False
@@ -374,8 +373,9 @@ class HTTP11Connection(Protocol):
             # A short answer of known length: give it once its body is here
             # too (in the same read, nearly always), so that its reader can
             # take the body at once (PoolResponse.complete_body) instead of
-            # being fed it; a failure before its end fails the request.
-            self._held = request
+            # being fed it; a failure before its end fails the request. (It
+            # stays "sent" until then; no attribute of its own: idle watchers
+            # keep thousands of connections.)
             return
         request.state = "answered"
         d = request.d
@@ -414,10 +414,9 @@ class HTTP11Connection(Protocol):
         else:
             self.close()
         response.body_end(BODY_DONE)
-        held, self._held = self._held, None
-        if held is not None and not held.d.called:
-            held.state = "answered"
-            held.d.callback(response)
+        if request.state == "sent" and not request.d.called:  # held until now
+            request.state = "answered"
+            request.d.callback(response)
 
     # -- the end -------------------------------------------------------------
 
@@ -426,19 +425,17 @@ class HTTP11Connection(Protocol):
         response = self._response
         if response is not None:
             self._response = None
-            self.queue.pop(0)
-            self._end_body(response, failure)
+            self._end_body(response, self.queue.pop(0), failure)
         elif self.queue and self.queue[0].touched:
             self.queue.pop(0).fail(failure)
         self.abort()
 
-    def _end_body(self, response: PoolResponse, failure: Failure) -> None:
+    def _end_body(self, response: PoolResponse, request: PendingRequest, failure: Failure) -> None:
         # A body that failed: its reader's, or, for an answer held until the
-        # end of its body, its request's failure.
-        held, self._held = self._held, None
+        # end of its body (its request still "sent"), its request's failure.
         response.body_end(failure)
-        if held is not None:
-            held.fail(failure)
+        if request.state == "sent":
+            request.fail(failure)
 
     def pause_reading(self) -> None:
         """Stop reading answers (a body's reader is behind)."""
@@ -474,14 +471,14 @@ class HTTP11Connection(Protocol):
         response = self._response
         if response is not None:
             self._response = None
-            self.queue.pop(0)
+            request = self.queue.pop(0)
             if self._until_close and not self.aborted:
                 response.body_end(Failure(PotentialDataLoss()))
             elif self._until_close:
                 response.body_end(Failure(ResponseFailed([reason])))
             else:
                 truncated = Failure(ResponseFailed([reason, Failure(TruncatedBody())]))
-                self._end_body(response, truncated)
+                self._end_body(response, request, truncated)
         unanswered = list(self.queue)
         self.queue.clear()
         if unanswered and unanswered[0].touched:
