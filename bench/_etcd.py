@@ -37,31 +37,56 @@ def _raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+#: Where etcd's data directory goes by default: a tmpfs when there is one.
+MEMORY_DIR = "/dev/shm"
+
+
+def data_parent(choice: str | None = None) -> str | None:
+    """
+    The directory etcd's data directory is made in.
+
+    :param choice: a directory; ``None`` for :data:`MEMORY_DIR` when it
+        exists (a set's time is then the clients' and etcd's work, not the
+        disk's ``fsync``, which other processes' writes make vary several
+        times over on shared machines), else the system's temporary directory.
+    :returns: the directory (``None``: the system's temporary directory).
+    """
+    if choice is not None:
+        return choice
+    return MEMORY_DIR if os.path.isdir(MEMORY_DIR) and os.access(MEMORY_DIR, os.W_OK) else None
+
+
 @contextlib.contextmanager
-def running_etcd(binary: str = "etcd", deadline: float = 30.0) -> Iterator[str]:
+def running_etcd(
+    binary: str = "etcd", deadline: float = 30.0, parent: str | None = None
+) -> Iterator[str]:
     """
     Run one etcd member with the v2 API on 127.0.0.1 for the ``with`` block.
 
     :param binary: the etcd executable.
     :param deadline: seconds to wait for it to answer.
+    :param parent: where its data directory goes (see :func:`data_parent`).
     :returns: (yields) the client URL.
     :raises RuntimeError: when etcd does not come up in time.
     """
-    with _running(binary, deadline, tls=False) as (url, _):
+    with _running(binary, deadline, False, parent) as (url, _):
         yield url
 
 
 @contextlib.contextmanager
-def running_tls_etcd(binary: str = "etcd", deadline: float = 30.0) -> Iterator[tuple[str, str]]:
+def running_tls_etcd(
+    binary: str = "etcd", deadline: float = 30.0, parent: str | None = None
+) -> Iterator[tuple[str, str]]:
     """
     Run one etcd member serving its clients over TLS (no client certificates).
 
     :param binary: the etcd executable.
     :param deadline: seconds to wait for it to answer.
+    :param parent: where its data directory goes (see :func:`data_parent`).
     :returns: (yields) the ``https://`` client URL and the path of its CA certificate.
     :raises RuntimeError: when etcd does not come up in time.
     """
-    with _running(binary, deadline, tls=True) as (url, ca):
+    with _running(binary, deadline, True, parent) as (url, ca):
         assert ca is not None
         yield url, ca
 
@@ -74,9 +99,11 @@ def tls_context(ca: str | None) -> ssl.SSLContext | None:
 
 
 @contextlib.contextmanager
-def _running(binary: str, deadline: float, tls: bool) -> Iterator[tuple[str, str | None]]:
+def _running(
+    binary: str, deadline: float, tls: bool, parent: str | None
+) -> Iterator[tuple[str, str | None]]:
     path = shutil.which(binary) or "/usr/bin/etcd"
-    data = tempfile.mkdtemp(prefix="txetcd2-bench-")
+    data = tempfile.mkdtemp(prefix="txetcd2-bench-", dir=parent)
     client, peer = _free_port(), _free_port()
     url = f"{'https' if tls else 'http'}://127.0.0.1:{client}"
     ca: str | None = None

@@ -75,7 +75,7 @@ def _twisted_calls(client: str, reactor: Any, url: str, prefix: str, key: str) -
     from twisted.web.client import Agent, HTTPConnectionPool, readBody
     from twisted.web.http_headers import Headers
 
-    from txetcd2._transport.exchange import BytesProducer
+    from txetcd2._transport.agent import BytesProducer
 
     def name(i: int) -> str:
         return key if i <= 0 else f"{prefix}/{i}"

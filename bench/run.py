@@ -28,11 +28,12 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from typing import Any
 
-from bench._etcd import running_etcd, running_tls_etcd, tls_context
+from bench._etcd import MEMORY_DIR, data_parent, running_etcd, running_tls_etcd, tls_context
 from bench._idle import report_lines, run_e
 
 #: Each worker process is bounded in time.
@@ -287,7 +288,13 @@ def main(argv: list[str] | None = None) -> None:
         help="workload E watcher counts, comma-separated (default 1000,10000; 0: skip)",
     )
     parser.add_argument("--etcd", default="etcd", help="the etcd executable")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"where etcd's data directory goes (default {MEMORY_DIR}, a tmpfs, when it exists)",
+    )
     options = parser.parse_args(argv)
+    parent = data_parent(options.data_dir)
     rounds = options.rounds or (1 if options.quick else 3)
     keys = options.keys or (100 if options.quick else 2000)
     gets = options.gets or (1000 if options.quick else 20000)
@@ -297,7 +304,10 @@ def main(argv: list[str] | None = None) -> None:
     idle = tuple(n for n in (int(x) for x in idle_text.split(",")) if n > 0)
     started = time.monotonic()
     results: list[dict[str, Figures]] = []
-    with running_etcd(options.etcd) as url, running_tls_etcd(options.etcd) as tls:
+    with (
+        running_etcd(options.etcd, parent=parent) as url,
+        running_tls_etcd(options.etcd, parent=parent) as tls,
+    ):
         put(url, "bench/c", "x" * 32)
         put(tls[0], "bench/c", "x" * 32, ca=tls[1])
         for r in range(rounds):
@@ -306,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{rounds} round(s), B {keys} keys, C {gets} gets x 64 in flight, "
         f"{time.monotonic() - started:.0f}s, python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} CPUs"
+        f"{os.cpu_count()} CPUs, etcd data in {parent or tempfile.gettempdir()}"
     )
     print(report(results))
     ours, floor = import_ms("txetcd2"), import_ms("treq")

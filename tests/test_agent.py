@@ -4,6 +4,7 @@ Unit tests for the client's own agent: one endpoint per member, and no cookies.
 
 from __future__ import annotations
 
+import io
 import os
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
@@ -18,7 +19,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import URI, Agent, HTTPConnectionPool
 from twisted.web.error import SchemeNotSupported
-from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
+from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTTPS
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -26,8 +27,10 @@ from txetcd2 import EtcdClient, EtcdConnectionError
 from txetcd2._transport.agent import (
     MAX_ENDPOINTS,
     NO_COOKIES,
+    BytesProducer,
     EndpointCache,
     NoCookies,
+    as_body_producer,
     caching_agent,
     etcd_http_client,
 )
@@ -209,6 +212,31 @@ class NoCookiesTests(SynchronousTestCase):
         """etcd_http_client gives treq a jar that keeps no cookies."""
         http = etcd_http_client(RecordingAgent())
         self.assertIsInstance(http._cookiejar, NoCookies)
+
+
+class BodyProducerTests(SynchronousTestCase):
+    """
+    What the treq client makes of a request's data.
+    """
+
+    def test_bytes_producer_as_is(self) -> None:
+        """A BytesProducer is the request's producer as it is."""
+        producer = BytesProducer(b"value=1")
+        self.assertIs(as_body_producer(producer), producer)
+
+    def test_others_adapted(self) -> None:
+        """Other data is adapted as treq's default does: a file becomes a producer
+        of its bytes."""
+        producer = as_body_producer(io.BytesIO(b"value=1"))
+        self.assertTrue(IBodyProducer.providedBy(producer))
+        self.assertEqual(producer.length, 7)
+
+    def test_client_uses_it(self) -> None:
+        """The client's treq client sends a BytesProducer's bytes as its body."""
+        agent = RecordingAgent()
+        http = etcd_http_client(agent)
+        http.request("PUT", "http://127.0.0.1:2379/v2/keys/a", data=BytesProducer(b"value=1"))
+        self.assertEqual(agent.requests[-1].body, b"value=1")
 
 
 class ClientAgentTests(SynchronousTestCase):

@@ -26,8 +26,10 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from txetcd2._transport.exchange import BytesProducer, read_body
+from txetcd2._transport.agent import BytesProducer
+from txetcd2._transport.exchange import read_body
 from txetcd2._transport.http11 import (
+    HOLD_BYTES,
     MAX_HEADER_BYTES,
     HTTP11Connection,
     ParseError,
@@ -39,6 +41,8 @@ from txetcd2._transport.request import PendingRequest, check_request, request_he
 from txetcd2._transport.response import PoolResponse
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Etcd-Index: 7\r\n\r\nhello"
+#: The same answer chunked: given at its headers, its body streamed (not held).
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 
 
 class Owner:
@@ -325,18 +329,60 @@ class BrokenAnswerTests(SynchronousTestCase):
         self.assertEqual(owner.events[-1], ("lost", []))
 
     def test_cut_body(self) -> None:
-        """A body cut before its Content-Length ends with ResponseFailed holding the
+        """A streamed body cut before its end ends with ResponseFailed holding the
         reason and TruncatedBody."""
         connection, _, _ = _open()
         request = _request()
         connection.send(request)
-        connection.dataReceived(OK[:-2])
+        connection.dataReceived(CHUNKED[:-9])
         response = self.successResultOf(request.d)
         body = read_body(response)
         connection.connectionLost(Failure(ConnectionDone()))
         failure = self.failureResultOf(body, ResponseFailed)
         self.assertTrue(failure.value.reasons[0].check(ConnectionDone))
         self.assertTrue(failure.value.reasons[1].check(TruncatedBody))
+
+    def test_cut_held_body(self) -> None:
+        """A short answer is given only once its body is whole; cut before its
+        Content-Length, its request fails with ResponseFailed holding the reason and
+        TruncatedBody."""
+        connection, _, owner = _open()
+        request = _request()
+        connection.send(request)
+        connection.dataReceived(OK[:-2])
+        self.assertNoResult(request.d)
+        connection.connectionLost(Failure(ConnectionDone()))
+        failure = self.failureResultOf(request.d, ResponseFailed)
+        self.assertTrue(failure.value.reasons[0].check(ConnectionDone))
+        self.assertTrue(failure.value.reasons[1].check(TruncatedBody))
+        self.assertEqual(owner.events[-1], ("lost", []))
+
+    def test_held_body_taken_whole(self) -> None:
+        """A short answer's body, here whole when the answer is given, is taken at
+        once by complete_body(), after which it cannot be delivered again."""
+        connection, _, _ = _open()
+        request = _request()
+        connection.send(request)
+        connection.dataReceived(OK[:-2])
+        connection.dataReceived(OK[-2:])
+        response: Any = self.successResultOf(request.d)
+        self.assertEqual(response.complete_body(), b"hello")
+        self.assertIsNone(response.complete_body())
+        self.assertRaises(RuntimeError, response.deliverBody, Reader())
+
+    def test_long_answer_not_held(self) -> None:
+        """An answer longer than HOLD_BYTES is given at its headers, its body streamed."""
+        connection, _, _ = _open()
+        request = _request()
+        connection.send(request)
+        length = HOLD_BYTES + 1
+        connection.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nab" % length)
+        response: Any = self.successResultOf(request.d)
+        self.assertIsNone(response.complete_body())
+        reader = Reader()
+        response.deliverBody(reader)
+        connection.dataReceived(b"c" * (length - 2))
+        self.assertEqual(len(b"".join(reader.data)), length)
 
     def test_bad_chunk_size(self) -> None:
         """A chunk size that is not hexadecimal fails the body with a ParseError and
@@ -459,13 +505,13 @@ class BackPressureTests(SynchronousTestCase):
         first, second = _request(target=b"/1"), _request(target=b"/2")
         connection.send(first)
         connection.send(second)
-        connection.dataReceived(OK[:-3])
+        connection.dataReceived(CHUNKED[:-10])
         reader = Reader()
         self.successResultOf(first.d).deliverBody(reader)
         assert reader.transport is not None
         reader.transport.pauseProducing()  # type: ignore[attr-defined]
         self.assertEqual(transport.producerState, "paused")
-        connection.dataReceived(OK[-3:])
+        connection.dataReceived(CHUNKED[-10:])
         self.assertEqual(transport.producerState, "producing")
         reader.transport.resumeProducing()  # type: ignore[attr-defined]
         self.assertEqual(transport.producerState, "producing")
@@ -522,7 +568,9 @@ class AnswerHeadersTests(SynchronousTestCase):
         for name, values in raw.items():
             for value in values:
                 public.addRawHeader(name, value)
-        built = answer_headers({name: list(values) for name, values in raw.items()})
+        built = answer_headers(
+            [part for name, values in raw.items() for value in values for part in (name, value)]
+        )
         self.assertEqual(built, public)
         self.assertEqual(built.getRawHeaders(b"X-ETCD-INDEX"), [b"7", b"8"])
         self.assertEqual(built.getRawHeaders("etag"), ["e"])

@@ -30,14 +30,19 @@ from twisted.web.iweb import IAgent, IResponse
 from zope.interface.verify import verifyObject
 
 from txetcd2._session.retry import never_left
+from txetcd2._transport import http11
+from txetcd2._transport import request as request_module
+from txetcd2._transport.agent import BytesProducer
 from txetcd2._transport.deadline import cancelled_request, within
-from txetcd2._transport.exchange import BytesProducer, connection_error, never_sent, read_body
+from txetcd2._transport.exchange import connection_error, never_sent, read_body
 from txetcd2._transport.http11 import TruncatedBody
 from txetcd2._transport.pool import EtcdAgent, _ConnectionFactory
 from txetcd2._wire.errors import EtcdTLSError
 
 URL = b"http://127.0.0.1:2379/v2/keys/a"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+#: A chunked answer: given at its headers, its body streamed (not held).
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
 
 
 class Server:
@@ -394,14 +399,28 @@ class CancelTests(PoolTestCase):
         self.assertTrue(transport.disconnected)
 
     def test_while_body_comes(self) -> None:
-        """Cancelling the reading of a body aborts the connection."""
+        """Cancelling the reading of a streamed body aborts the connection."""
+        agent = self.agent()
+        d = agent.request(b"GET", URL)
+        protocol, transport = self.server.accept()
+        protocol.dataReceived(CHUNKED[:-7])
+        body = read_body(self.successResultOf(d))
+        body.cancel()
+        self.failureResultOf(body, CancelledError)
+        self.assertTrue(transport.disconnected)
+        protocol.connectionLost(Failure(ConnectionAborted()))
+
+    def test_while_held_body_comes(self) -> None:
+        """A request cancelled while its short answer's body comes (the answer is held
+        until its end) fails with ResponseFailed(CancelledError) and aborts the
+        connection."""
         agent = self.agent()
         d = agent.request(b"GET", URL)
         protocol, transport = self.server.accept()
         protocol.dataReceived(OK[:-1])
-        body = read_body(self.successResultOf(d))
-        body.cancel()
-        self.failureResultOf(body, CancelledError)
+        d.cancel()
+        failure = self.failureResultOf(d, ResponseFailed)
+        self.assertTrue(cancelled_request(failure.value))
         self.assertTrue(transport.disconnected)
         protocol.connectionLost(Failure(ConnectionAborted()))
 
@@ -516,15 +535,32 @@ class PipelineTests(PoolTestCase):
         self.assertEqual([self.body(d) for d in reads[1:]], [b"ok", b"ok"])
 
     def test_cut_in_a_body(self) -> None:
-        """A pipelined connection cut in the middle of the first body fails that body
-        (TruncatedBody); the reads behind are sent again and answered."""
+        """A pipelined connection cut in the middle of the first (streamed) body fails
+        that body (TruncatedBody); the reads behind are sent again and answered."""
+        agent = self.pipelining()
+        reads = [agent.request(b"GET", URL + b"%d" % i) for i in range(3)]
+        protocol, _ = self.server.accept()
+        protocol.dataReceived(CHUNKED[:-7])
+        body = read_body(self.successResultOf(reads[0]))
+        protocol.connectionLost(Failure(ConnectionDone()))
+        failure = self.failureResultOf(body, ResponseFailed)
+        self.assertTrue(failure.value.reasons[1].check(TruncatedBody))
+        fresh, again = self.server.accept()
+        self.assertEqual(again.value().count(b"GET "), 2)
+        _answer(fresh, again, OK + OK)
+        self.assertEqual([self.body(d) for d in reads[1:]], [b"ok", b"ok"])
+
+    def test_cut_in_a_held_body(self) -> None:
+        """A pipelined connection cut in the middle of a short answer's body (held
+        until its end) fails that read with TruncatedBody, without resending it; the
+        reads behind are sent again and answered."""
         agent = self.pipelining()
         reads = [agent.request(b"GET", URL + b"%d" % i) for i in range(3)]
         protocol, _ = self.server.accept()
         protocol.dataReceived(OK[:-1])
-        body = read_body(self.successResultOf(reads[0]))
+        self.assertNoResult(reads[0])
         protocol.connectionLost(Failure(ConnectionDone()))
-        failure = self.failureResultOf(body, ResponseFailed)
+        failure = self.failureResultOf(reads[0], ResponseFailed)
         self.assertTrue(failure.value.reasons[1].check(TruncatedBody))
         fresh, again = self.server.accept()
         self.assertEqual(again.value().count(b"GET "), 2)
@@ -560,6 +596,65 @@ class PipelineTests(PoolTestCase):
         self.assertNotIn(b"GET /v2/keys/a1 ", again.value())
         _answer(fresh, again, OK + OK)
         self.assertEqual([self.body(reads[0]), self.body(reads[2])], [b"ok", b"ok"])
+
+
+class SendNowTests(PoolTestCase):
+    """
+    A request that nothing but long polls is in flight with is sent at once;
+    others wait for the reactor's next turn, so that many requests made in
+    one turn go out together.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.now: list[bytes] = []
+
+        def send_now(transport: Any, data: bytes) -> None:
+            self.now.append(data.split(b" ", 2)[1])
+            transport.write(data)
+
+        self.patch(http11, "send_now", send_now)
+        self.patch(request_module, "send_now", send_now)
+
+    def test_alone_and_together(self) -> None:
+        """The first request is sent at once; one made while it is in flight is
+        not; once both are answered, the next is sent at once again."""
+        agent = self.agent()
+        first = agent.request(b"GET", URL + b"1")
+        protocol1, transport1 = self.server.accept()
+        second = agent.request(b"GET", URL + b"2")
+        protocol2, transport2 = self.server.accept()
+        self.assertEqual(self.now, [b"/v2/keys/a1"])
+        _answer(protocol1, transport1)
+        _answer(protocol2, transport2)
+        self.assertEqual([self.body(first), self.body(second)], [b"ok", b"ok"])
+        third = agent.request(b"PUT", URL + b"3", bodyProducer=BytesProducer(b"value=x"))
+        self.assertEqual(self.now, [b"/v2/keys/a1", b"/v2/keys/a3"])
+        self.assertIn(b"PUT /v2/keys/a3 ", transport2.value())
+        _answer(protocol2, transport2)
+        self.assertEqual(self.body(third), b"ok")
+
+    def test_long_poll_in_flight(self) -> None:
+        """A long poll is never sent at once (it waits for an event anyway), and one
+        in flight does not keep the next request from going at once."""
+        agent = self.agent()
+        poll = agent.request(b"GET", URL + b"?wait=true")
+        protocol1, transport1 = self.server.accept()
+        read = agent.request(b"GET", URL + b"2")
+        protocol2, transport2 = self.server.accept()
+        self.assertEqual(self.now, [b"/v2/keys/a2"])
+        _answer(protocol2, transport2)
+        _answer(protocol1, transport1)
+        self.assertEqual([self.body(read), self.body(poll)], [b"ok", b"ok"])
+
+    def test_pipelined(self) -> None:
+        """Reads pipelined behind another are never sent at once."""
+        agent = self.agent(max_connections=4, pipeline_depth=4)
+        reads = [agent.request(b"GET", URL + b"%d" % i) for i in range(3)]
+        protocol, transport = self.server.accept()
+        self.assertEqual(self.now, [b"/v2/keys/a0"])
+        _answer(protocol, transport, OK * 3)
+        self.assertEqual([self.body(d) for d in reads], [b"ok"] * 3)
 
 
 class CloseTests(PoolTestCase):

@@ -24,7 +24,8 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IResponse
 
 from txetcd2 import EtcdClient
-from txetcd2._transport.exchange import BytesProducer, read_body
+from txetcd2._transport.agent import BytesProducer
+from txetcd2._transport.exchange import read_body
 from txetcd2.testing import MemoryEtcd, find_etcd_binary, start_etcd
 
 _T = TypeVar("_T")

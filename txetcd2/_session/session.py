@@ -290,11 +290,15 @@ class Session:
         seconds = remaining
         if remaining is not None and request.idempotent:
             seconds = remaining / len(order)
-        sent = self.exchange.send(
-            order[0], request.method, request.target, request.form, seconds, request.headers
-        )
-        return sent.addBoth(
-            self._first, request, deadline, max_retries, only, order, seconds, finish
+        return self.exchange.send(
+            order[0],
+            request.method,
+            request.target,
+            request.form,
+            seconds,
+            request.headers,
+            self._first,
+            (request, deadline, max_retries, only, order, seconds, finish),
         )
 
     def _first(

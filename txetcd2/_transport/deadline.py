@@ -84,17 +84,32 @@ def within(
             call.cancel()  # still pending: only expire() ends it otherwise
         if not isinstance(result, Failure):
             return result
-        if timed_out:
-            if result.check(ConnectingCancelledError) is None and _cancelled(result):
-                result = Failure(TimeoutError(f"no answer within {timeout} seconds"))
-        elif result.check(CancelledError) is None and _cancelled(result):
-            result = Failure(CancelledError())
+        result = settled_failure(result, timed_out, timeout)
         return result if failed is None else failed(result)
 
     if timeout is not None:
         call = clock.callLater(timeout, expire)
     settled: Deferred[_T] = d.addBoth(settle)
     return settled
+
+
+def settled_failure(result: Failure, timed_out: bool, timeout: float | None) -> Failure:
+    """
+    How a request's failure is reported by :func:`within`.
+
+    :param result: the failure as the HTTP layer reported it.
+    :param timed_out: whether the deadline ran out (and cancelled it).
+    :param timeout: the deadline's seconds, for the message.
+    :returns: a :class:`TimeoutError` for a request the deadline cancelled
+        (unless it was still connecting), a :class:`CancelledError` for one
+        its caller cancelled, otherwise ``result``.
+    """
+    if timed_out:
+        if result.check(ConnectingCancelledError) is None and _cancelled(result):
+            return Failure(TimeoutError(f"no answer within {timeout} seconds"))
+    elif result.check(CancelledError) is None and _cancelled(result):
+        return Failure(CancelledError())
+    return result
 
 
 def follow(d: Deferred[None]) -> Deferred[None]:

@@ -37,11 +37,16 @@ from twisted.web.http import RESPONSES, PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
+from txetcd2._transport.immediate import send_now
 from txetcd2._transport.request import WITH_BODY, BodyWriter, PendingRequest, request_head
 from txetcd2._transport.response import BODY_DONE, PoolResponse, SentRequest
 
 #: The most bytes an answer's status line and headers may take.
 MAX_HEADER_BYTES = 64 * 1024
+
+#: The longest body of a short read's answer that is read whole before the
+#: answer is given (see :meth:`HTTP11Connection.on_headers_complete`).
+HOLD_BYTES = 256 * 1024
 
 #: Header names as Twisted's :class:`Headers` spells them, by name as sent.
 _CANONICAL: dict[bytes, bytes] = {}
@@ -50,7 +55,7 @@ _CANONICAL: dict[bytes, bytes] = {}
 _MAX_NAMES = 512
 
 
-def answer_headers(raw: dict[bytes, list[bytes]]) -> Headers:
+def answer_headers(raw: Sequence[bytes]) -> Headers:
     """
     Build an answer's :class:`Headers` from the names and values llhttp parsed.
 
@@ -60,24 +65,42 @@ def answer_headers(raw: dict[bytes, list[bytes]]) -> Headers:
     constructor; when :class:`Headers` does not keep its table where it
     used to, the public constructor is used.
 
-    :param raw: values by name, in the order they came.
+    :param raw: names and values as they came: name, value, name, value...
     :returns: the headers.
     """
     headers = Headers()
     table: Any = getattr(headers, "_rawHeaders", None)
-    if not isinstance(table, dict):
-        return Headers(raw)  # pragma: no cover - a Twisted without the table
-    for name, values in raw.items():
+    if not isinstance(table, dict):  # pragma: no cover - a Twisted without the table
+        for i in range(0, len(raw), 2):
+            headers.addRawHeader(raw[i], raw[i + 1])
+        return headers
+    names = iter(raw)
+    for name, value in zip(names, names, strict=True):
         canonical = _CANONICAL.get(name)
         if canonical is None:
             canonical = next(iter(Headers({name: [b""]}).getAllRawHeaders()))[0]
             if len(_CANONICAL) < _MAX_NAMES:
                 _CANONICAL[name] = canonical
-        if canonical in table:
-            table[canonical].extend(values)
+        values = table.get(canonical)
+        if values is None:
+            table[canonical] = [value]
         else:
-            table[canonical] = values
+            values.append(value)
     return headers
+
+
+def framing_headers(headers: Headers) -> tuple[Sequence[bytes] | None, Sequence[bytes] | None]:
+    """
+    :param headers: an answer's headers.
+    :returns: its ``Transfer-Encoding`` and ``Content-Length`` values, if any.
+    """
+    table: Any = getattr(headers, "_rawHeaders", None)
+    if isinstance(table, dict):
+        return table.get(b"Transfer-Encoding"), table.get(b"Content-Length")
+    return (  # pragma: no cover - a Twisted without the table
+        headers.getRawHeaders(b"transfer-encoding"),
+        headers.getRawHeaders(b"content-length"),
+    )
 
 
 #: The connections whose bytes a parser is reading now, the innermost last
@@ -93,8 +116,9 @@ def _on_header(name: bytes, value: bytes) -> None:
     connection = _reading[-1]
     raw = connection._raw
     if raw is None:
-        raw = connection._raw = {}
-    raw.setdefault(name, []).append(value)
+        connection._raw = [name, value]
+    else:
+        raw += (name, value)
 
 
 def _on_headers_complete() -> None:
@@ -208,7 +232,7 @@ class HTTP11Connection(Protocol):
         self.extra = b""
         self.explicit_keep_alive = False
         self._parser = HttpResponseParser(_CALLBACKS)
-        self._raw: dict[bytes, list[bytes]] | None = None  # made at the first header
+        self._raw: list[bytes] | None = None  # name, value...: made at the first header
         self._in_headers = False
         self._header_bytes = 0
         self._informational = False
@@ -226,16 +250,21 @@ class HTTP11Connection(Protocol):
     def connectionMade(self) -> None:
         self.connected = True
 
-    def send(self, request: PendingRequest) -> None:
+    def send(self, request: PendingRequest, now: bool = False) -> None:
         """
         Send a request on this connection (after those already in flight).
 
         :param request: the request.
+        :param now: send it at once if the connection is idle (see
+            :mod:`~txetcd2._transport.immediate`) rather than at the
+            reactor's next turn: for a request that nothing else is in
+            flight with (many requests written in one turn go out together).
         """
         request.connection = self
         request.state = "sent"
         request.reused = self.served > 0
         request.behind = bool(self.queue)
+        now = now and not self.queue
         self.queue.append(request)
         producer = request.producer
         if producer is None:
@@ -243,13 +272,16 @@ class HTTP11Connection(Protocol):
             head = request_head(
                 request.method, request.target, self.host, request.headers, length, self.extra
             )
-            self.transport.write(head)  # type: ignore[union-attr]
+            if now:
+                send_now(self.transport, head)
+            else:
+                self.transport.write(head)  # type: ignore[union-attr]
             return
         length = producer.length
         head = request_head(
             request.method, request.target, self.host, request.headers, length, self.extra
         )
-        writer = BodyWriter(self.transport, head, length is UNKNOWN_LENGTH)
+        writer = BodyWriter(self.transport, head, length is UNKNOWN_LENGTH, now)
         producing = producer.startProducing(writer)
         writer.flush()
         producing.addCallbacks(
@@ -310,7 +342,7 @@ class HTTP11Connection(Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        raw, self._raw = self._raw or {}, None
+        raw, self._raw = self._raw or (), None
         if self._discard:
             return
         code: int = self._parser.get_status_code()
@@ -320,12 +352,10 @@ class HTTP11Connection(Protocol):
         request = self.queue[0]
         headers = answer_headers(raw)
         length: int | object = UNKNOWN_LENGTH
-        coding = headers.getRawHeaders(b"transfer-encoding")
+        coding, given = framing_headers(headers)
         chunked = coding is not None and b"chunked" in b",".join(coding).lower()
-        if not chunked:
-            given = headers.getRawHeaders(b"content-length")
-            if given is not None and given[-1].strip().isdigit():
-                length = int(given[-1])
+        if not chunked and given is not None and given[-1].strip().isdigit():
+            length = int(given[-1])
         head = request.method == b"HEAD"
         if head or code in (204, 304):
             length = 0
@@ -339,6 +369,14 @@ class HTTP11Connection(Protocol):
         sent = SentRequest(request.method, request.uri, request.headers)
         response = PoolResponse(sent, code, RESPONSES.get(code, b""), headers, length, self)
         self._response = response
+        if not request.long_poll and not head and type(length) is int and length <= HOLD_BYTES:
+            # A short answer of known length: give it once its body is here
+            # too (in the same read, nearly always), so that its reader can
+            # take the body at once (PoolResponse.complete_body) instead of
+            # being fed it; a failure before its end fails the request. (It
+            # stays "sent" until then; no attribute of its own: idle watchers
+            # keep thousands of connections.)
+            return
         request.state = "answered"
         d = request.d
         if request.long_poll:
@@ -376,6 +414,9 @@ class HTTP11Connection(Protocol):
         else:
             self.close()
         response.body_end(BODY_DONE)
+        if request.state == "sent" and not request.d.called:  # held until now
+            request.state = "answered"
+            request.d.callback(response)
 
     # -- the end -------------------------------------------------------------
 
@@ -384,11 +425,17 @@ class HTTP11Connection(Protocol):
         response = self._response
         if response is not None:
             self._response = None
-            self.queue.pop(0)
-            response.body_end(failure)
+            self._end_body(response, self.queue.pop(0), failure)
         elif self.queue and self.queue[0].touched:
             self.queue.pop(0).fail(failure)
         self.abort()
+
+    def _end_body(self, response: PoolResponse, request: PendingRequest, failure: Failure) -> None:
+        # A body that failed: its reader's, or, for an answer held until the
+        # end of its body (its request still "sent"), its request's failure.
+        response.body_end(failure)
+        if request.state == "sent":
+            request.fail(failure)
 
     def pause_reading(self) -> None:
         """Stop reading answers (a body's reader is behind)."""
@@ -424,13 +471,14 @@ class HTTP11Connection(Protocol):
         response = self._response
         if response is not None:
             self._response = None
-            self.queue.pop(0)
+            request = self.queue.pop(0)
             if self._until_close and not self.aborted:
                 response.body_end(Failure(PotentialDataLoss()))
             elif self._until_close:
                 response.body_end(Failure(ResponseFailed([reason])))
             else:
-                response.body_end(Failure(ResponseFailed([reason, Failure(TruncatedBody())])))
+                truncated = Failure(ResponseFailed([reason, Failure(TruncatedBody())]))
+                self._end_body(response, request, truncated)
         unanswered = list(self.queue)
         self.queue.clear()
         if unanswered and unanswered[0].touched:

@@ -275,8 +275,9 @@ class EtcdAgent:
         if request.long_poll and not connection.polling:
             connection.polling = True
             member.open -= 1
+        now = not request.long_poll and not connection.queue and _quiet(member)
         member.busy.add(connection)
-        connection.send(request)
+        connection.send(request, now)
 
     def _connect(self, member: _Member, request: PendingRequest) -> None:
         connection = HTTP11Connection(self, member.host, member)
@@ -311,8 +312,9 @@ class EtcdAgent:
             )
             return
         unwrap(connection)
+        now = not request.long_poll and _quiet(member)
         member.busy.add(connection)
-        connection.send(request)
+        connection.send(request, now)
         self._feed(member, connection)
 
     def _connect_failed(
@@ -479,6 +481,23 @@ class EtcdAgent:
 
         done = DeferredList(closing, consumeErrors=True).addCallback(closed)
         return done
+
+
+#: The most busy connections :func:`_quiet` looks through.
+_QUIET_SCAN = 8
+
+
+def _quiet(member: _Member) -> bool:
+    # Whether nothing but long polls is in flight to ``member`` (when a few
+    # connections are busy at most): then a request is sent at once rather
+    # than at the reactor's next turn (HTTP11Connection.send's ``now``).
+    # Long polls themselves are not: they wait for an event anyway (and
+    # thousands of idle watchers measured 0.45 KiB more each when the first
+    # ones were sent at once, a cost not found but measured in workload E).
+    busy = member.busy
+    if len(busy) > _QUIET_SCAN:
+        return False
+    return all(connection.polling or not connection.queue for connection in busy)
 
 
 def unwrap(connection: HTTP11Connection) -> None:

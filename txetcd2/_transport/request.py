@@ -19,6 +19,8 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
 from zope.interface import implementer
 
+from txetcd2._transport.immediate import send_now
+
 if TYPE_CHECKING:
     from txetcd2._transport.http11 import HTTP11Connection
 
@@ -29,6 +31,7 @@ IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 WITH_BODY = frozenset({b"POST", b"PUT", b"PATCH"})
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_METHODS = frozenset({b"GET", b"HEAD", b"PUT", b"POST", b"DELETE", b"PATCH", b"OPTIONS"})
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 
 
@@ -41,7 +44,7 @@ def check_request(method: bytes, target: bytes) -> None:
     :raises ValueError: for a method that is not a token, or a target with
         spaces, control characters or non-ASCII bytes.
     """
-    if _TOKEN.match(method) is None:
+    if method not in _METHODS and _TOKEN.match(method) is None:
         raise ValueError(f"invalid HTTP method {method!r}")
     if _BAD_TARGET.search(target) is not None:
         raise ValueError(f"invalid request target {target!r}: encode it first")
@@ -184,12 +187,19 @@ class BodyWriter:
 
     Bytes written while the producer starts are gathered with the head, so
     a body produced at once goes out in one write with it.
+
+    :param transport: the connection's transport.
+    :param head: the request's head.
+    :param chunked: whether the body is sent in chunks (its length is unknown).
+    :param now: whether the connection is idle, so that the gathered bytes
+        may be sent at once (:func:`~txetcd2._transport.immediate.send_now`).
     """
 
-    def __init__(self, transport: Any, head: bytes, chunked: bool) -> None:
+    def __init__(self, transport: Any, head: bytes, chunked: bool, now: bool = False) -> None:
         self._transport = transport
         self._gathered: list[bytes] | None = [head]
         self._chunked = chunked
+        self._now = now
 
     def write(self, data: bytes) -> None:
         if self._chunked:
@@ -205,7 +215,10 @@ class BodyWriter:
         """Send what was gathered; write through from now on."""
         if self._gathered is not None:
             gathered, self._gathered = self._gathered, None
-            self._transport.write(b"".join(gathered))
+            if self._now:
+                send_now(self._transport, b"".join(gathered))
+            else:
+                self._transport.write(b"".join(gathered))
 
     def finish(self) -> None:
         """End a chunked body."""

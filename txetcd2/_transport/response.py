@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from twisted.internet.interfaces import IProtocol, IPushProducer
+from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http_headers import Headers
@@ -23,6 +24,9 @@ from txetcd2._logs import PublicLogger
 
 #: How every complete body ends (shared, as Twisted shares ``connectionDone``).
 BODY_DONE = Failure(ResponseDone("Response body fully received"))
+
+#: The reader of a body taken whole by :meth:`PoolResponse.complete_body`.
+_TAKEN: IProtocol = TwistedProtocol()
 
 
 class BodySource(Protocol):
@@ -152,7 +156,9 @@ class PoolResponse:
         self.headers = headers
         self.length = length
         self.previousResponse: IResponse | None = None
-        self._transport = BodyTransport(source)
+        # The connection, until a reader needs a BodyTransport over it (an
+        # answer whose body is taken whole never does).
+        self._transport: BodyTransport | BodySource | None = source
         self._reader: IProtocol | None = None
         self._kept: list[bytes] | None = None  # made for the first bytes before deliverBody
         self._end: Failure | None = None
@@ -183,13 +189,34 @@ class PoolResponse:
         if self._reader is not None:
             raise RuntimeError("the body of this answer was delivered already")
         self._reader = protocol
-        protocol.makeConnection(self._transport)  # type: ignore[arg-type]
+        transport = self._transport
+        if not isinstance(transport, BodyTransport):
+            assert transport is not None  # only complete_body() drops it, and sets a reader
+            transport = self._transport = BodyTransport(transport)
+        protocol.makeConnection(transport)  # type: ignore[arg-type]
         kept, self._kept = self._kept, None
         for data in kept or ():
             self._feed(protocol, data)
         if self._end is not None:
-            self._transport.detach()
+            transport.detach()
             protocol.connectionLost(self._end)
+
+    def complete_body(self) -> bytes | None:
+        """
+        Take the whole body at once, when it is here already and complete.
+
+        :returns: the body, which is then delivered (as by
+            :meth:`deliverBody`); ``None`` when it is not complete yet, or
+            was delivered already.
+        """
+        if self._end is not BODY_DONE or self._reader is not None:
+            return None
+        self._reader = _TAKEN
+        self._transport = None  # no reader ever drove the connection
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return b""
+        return kept[0] if len(kept) == 1 else b"".join(kept)
 
     def body_data(self, data: bytes) -> None:
         """
@@ -215,7 +242,9 @@ class PoolResponse:
             return
         self._end = reason
         if self._reader is not None:
-            self._transport.detach()
+            transport = self._transport
+            if isinstance(transport, BodyTransport):
+                transport.detach()
             self._reader.connectionLost(reason)
 
     def _feed(self, reader: IProtocol, data: bytes) -> None:
@@ -223,4 +252,6 @@ class PoolResponse:
             reader.dataReceived(data)
         except Exception:
             self.log.failure("the reader of a {code} answer's body failed", code=self.code)
-            self._transport.stopProducing()
+            transport = self._transport
+            if isinstance(transport, BodyTransport):
+                transport.stopProducing()
