@@ -17,7 +17,7 @@ TESTS ?= tests
 
 # `make trial` (part of `make test`) runs two trial passes, one after the other, and fails if
 # either fails: $(TESTS) on the client's default agent, its own agent pool
-# (txetcd2/_transport/pool.py), then $(TWISTED_TESTS) with TXETCD2_AGENT=twisted, on Twisted's
+# (txetcd2/_transport/pool.py; TXETCD2_AGENT is unset for it), then $(TWISTED_TESTS) with TXETCD2_AGENT=twisted, on Twisted's
 # Agent, the fallback when httptools cannot be imported (txetcd2/_transport/default.py).
 # The second pass runs every test module whose clients, sessions, exchanges or watchers send
 # requests through an agent: the client's default one (integration and conformance tests, and
@@ -30,7 +30,8 @@ TESTS ?= tests
 #   tests.test_docs: the docs build's cross-references;
 #   tests.test_blocking: the blocking facade's argument checks, before any request (its calls
 #     run in tests.integration.test_blocking, which is in the second pass);
-#   tests.test_http11 tests.test_pool: the agent pool's own parts, built explicitly;
+#   tests.test_http11 tests.test_immediate tests.test_pool: the agent pool's own parts, built
+#     explicitly;
 #   tests.integration.test_pool tests.integration.test_proxy: force the agent pool whatever
 #     TXETCD2_AGENT says (proxy= needs it);
 #   tests.integration.test_harness: the etcd harness, whose probes always use Twisted's Agent;
@@ -43,7 +44,8 @@ TESTS ?= tests
 AGENT_INDEPENDENT := \
 	tests.test_errors tests.test_keys tests.test_models tests.test_times \
 	tests.test_exports tests.test_recipes_exports tests.test_version \
-	tests.test_stream tests.test_docs tests.test_blocking tests.test_http11 tests.test_pool \
+	tests.test_stream tests.test_docs tests.test_blocking \
+	tests.test_http11 tests.test_immediate tests.test_pool \
 	tests.integration.test_pool tests.integration.test_proxy tests.integration.test_harness \
 	tests.integration.test_packaging
 ALL_TEST_MODULES := $(sort $(subst /,.,$(basename $(wildcard tests/test_*.py tests/*/test_*.py))))
@@ -125,8 +127,8 @@ docs: venv
 
 trial: venv etcd tinyproxy
 	@status=0; \
-	echo "trial: pass 1 of 2, on the agent pool: $(TESTS)"; \
-	$(BIN)/python -m twisted.trial $(TRIAL_ARGS) $(TESTS) || status=1; \
+	echo "trial: pass 1 of 2, on the default agent (the agent pool): $(TESTS)"; \
+	env -u TXETCD2_AGENT $(BIN)/python -m twisted.trial $(TRIAL_ARGS) $(TESTS) || status=1; \
 	if [ -n "$(strip $(TWISTED_TESTS))" ]; then \
 		echo "trial: pass 2 of 2, on Twisted's Agent (TXETCD2_AGENT=twisted): $(strip $(TWISTED_TESTS))"; \
 		TXETCD2_AGENT=twisted $(BIN)/python -m twisted.trial $(TRIAL_ARGS) $(TWISTED_TESTS) || status=1; \
