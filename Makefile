@@ -36,7 +36,7 @@ TESTS ?= tests
 #     TXETCD2_AGENT says (proxy= needs it);
 #   tests.integration.test_harness: the etcd harness, whose probes always use Twisted's Agent;
 #   tests.integration.test_packaging: builds and installs the sdist and the wheel, no client.
-# Nothing else is trimmed: on 2 cores the first pass takes ~390 s, the second ~365 s, the whole of
+# Nothing else is trimmed: on 2 cores the first pass takes ~400 s, the second ~355 s, the whole of
 # .ci/run ~13 minutes (the etcd 3.5 conformance suite, ~40 s of the second pass, would be the
 # first to go if CI came near 16 minutes).
 # With TESTS= given, the second pass runs those tests less the ones above, and is skipped if none
