@@ -198,7 +198,15 @@ class RecipeServiceTests(TestCase):
         async def absent() -> bool:
             return not await present()
 
+        async def answered() -> bool:
+            # The registrant's own answer, not only the key: a quorum read on another member
+            # can see the key before the registrant's member has written its answer, and a
+            # pause in between makes that registration a timeout the registrant cannot count.
+            return registration.registered
+
         await poll(present, "registration", 10)
+        await poll(answered, "the registrant's answer", 10)
+        self.assertEqual(registration.registrations, 1)
         await member.pause()
         self.addCleanup(lambda: member.resume() if member.paused else None)
         paused_at = reactor.seconds()
@@ -207,6 +215,7 @@ class RecipeServiceTests(TestCase):
         self.assertFalse(await present())
         await member.resume()
         back_after = await poll(present, "the key again after resume", 15)
+        await poll(answered, "the registrant's answer after resume", 15)
         self.assertEqual(registration.registrations, 2)
         self.assertTrue(registration.registered)
         stopped.append(registration.stopService())
