@@ -17,8 +17,9 @@ TESTS ?= tests
 
 # `make trial` (part of `make test`) runs two trial passes, one after the other, and fails if
 # either fails: $(TESTS) on the client's default agent, its own agent pool
-# (txetcd2/_transport/pool.py; TXETCD2_AGENT is unset for it), then $(TWISTED_TESTS) with TXETCD2_AGENT=twisted, on Twisted's
-# Agent, the fallback when httptools cannot be imported (txetcd2/_transport/default.py).
+# (txetcd2/_transport/pool.py; TXETCD2_AGENT is unset for it), then $(TWISTED_TESTS) with
+# TXETCD2_AGENT=twisted, on Twisted's Agent, the fallback when httptools cannot be imported
+# (txetcd2/_transport/default.py).
 # The second pass runs every test module whose clients, sessions, exchanges or watchers send
 # requests through an agent: the client's default one (integration and conformance tests, and
 # child processes, e.g. examples, twistd and the blocking client, which inherit the variable), or
