@@ -156,9 +156,7 @@ class PoolResponse:
         self.headers = headers
         self.length = length
         self.previousResponse: IResponse | None = None
-        # The connection, until a reader needs a BodyTransport over it (an
-        # answer whose body is taken whole never does).
-        self._transport: BodyTransport | BodySource | None = source
+        self._transport = BodyTransport(source)
         self._reader: IProtocol | None = None
         self._kept: list[bytes] | None = None  # made for the first bytes before deliverBody
         self._end: Failure | None = None
@@ -189,16 +187,12 @@ class PoolResponse:
         if self._reader is not None:
             raise RuntimeError("the body of this answer was delivered already")
         self._reader = protocol
-        transport = self._transport
-        if not isinstance(transport, BodyTransport):
-            assert transport is not None  # only complete_body() drops it, and sets a reader
-            transport = self._transport = BodyTransport(transport)
-        protocol.makeConnection(transport)  # type: ignore[arg-type]
+        protocol.makeConnection(self._transport)  # type: ignore[arg-type]
         kept, self._kept = self._kept, None
         for data in kept or ():
             self._feed(protocol, data)
         if self._end is not None:
-            transport.detach()
+            self._transport.detach()
             protocol.connectionLost(self._end)
 
     def complete_body(self) -> bytes | None:
@@ -212,7 +206,7 @@ class PoolResponse:
         if self._end is not BODY_DONE or self._reader is not None:
             return None
         self._reader = _TAKEN
-        self._transport = None  # no reader ever drove the connection
+        self._transport.detach()
         kept, self._kept = self._kept, None
         if kept is None:
             return b""
@@ -242,9 +236,7 @@ class PoolResponse:
             return
         self._end = reason
         if self._reader is not None:
-            transport = self._transport
-            if isinstance(transport, BodyTransport):
-                transport.detach()
+            self._transport.detach()
             self._reader.connectionLost(reason)
 
     def _feed(self, reader: IProtocol, data: bytes) -> None:
@@ -252,6 +244,4 @@ class PoolResponse:
             reader.dataReceived(data)
         except Exception:
             self.log.failure("the reader of a {code} answer's body failed", code=self.code)
-            transport = self._transport
-            if isinstance(transport, BodyTransport):
-                transport.stopProducing()
+            self._transport.stopProducing()
