@@ -658,3 +658,119 @@ class LeanConnectionTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(read_body(answers[0])), b"world")
         self.assertEqual(self.successResultOf(read_body(self.successResultOf(two.d))), b"hello")
         self.assertEqual((first.served, second.served), (1, 1))
+
+
+class WritesTransport(StringTransport):
+    """
+    A transport that records each write.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        super().write(data)
+
+
+def _open_recording() -> tuple[HTTP11Connection, WritesTransport]:
+    connection = HTTP11Connection(Owner(), b"127.0.0.1:2379")
+    transport = WritesTransport()
+    connection.makeConnection(transport)
+    return connection, transport
+
+
+def _long_poll() -> PendingRequest:
+    target = b"/v2/keys/w?wait=true"
+    return PendingRequest(
+        b"GET", b"http://127.0.0.1:2379" + target, target, Headers(), None, True, lambda r: None
+    )
+
+
+class GatheredWritesTests(SynchronousTestCase):
+    """
+    Requests given while answers are read (by the answers' callbacks) are
+    gathered per connection and written when the read ends, in one write.
+    """
+
+    def _answered_then(self, then: Any) -> tuple[HTTP11Connection, WritesTransport]:
+        # A connection with one request whose answer's callback calls ``then``.
+        connection, transport = _open_recording()
+        first = _request(target=b"/v2/keys/first")
+        first.d.addCallback(lambda response: then())
+        connection.send(first)
+        del transport.writes[:]
+        return connection, transport
+
+    def test_gathered_until_the_read_ends(self) -> None:
+        """Reads given to two connections during a read are not written during it,
+        and are written afterwards, one write per connection, in order."""
+        other, other_transport = _open_recording()
+        seen: list[list[bytes]] = []
+
+        def then() -> None:
+            connection.send(_request(target=b"/v2/keys/b"))
+            other.send(_request(target=b"/v2/keys/c"))
+            connection.send(_request(target=b"/v2/keys/d"))
+            seen.append(transport.writes + other_transport.writes)
+
+        connection, transport = self._answered_then(then)
+        connection.dataReceived(OK)
+        self.assertEqual(seen, [[]])
+        self.assertEqual(len(transport.writes), 1)
+        lines = transport.value().split(b"\r\n")
+        targets = [line.split(b" ")[1] for line in lines if line.endswith(b" HTTP/1.1")]
+        self.assertEqual(targets, [b"/v2/keys/first", b"/v2/keys/b", b"/v2/keys/d"])
+        self.assertEqual(len(other_transport.writes), 1)
+        self.assertTrue(other_transport.writes[0].startswith(b"GET /v2/keys/c HTTP/1.1\r\n"))
+        self.assertEqual([r.target for r in connection.queue], [b"/v2/keys/b", b"/v2/keys/d"])
+
+    def test_body_after_gathered(self) -> None:
+        """A request with a body given after gathered ones on the same connection
+        goes after them: the gathered bytes are written first."""
+
+        def then() -> None:
+            connection.send(_request(target=b"/v2/keys/b"))
+            connection.send(_request(b"PUT", b"/v2/keys/c", BytesProducer(b"value=1")))
+
+        connection, transport = self._answered_then(then)
+        connection.dataReceived(OK)
+        self.assertEqual(len(transport.writes), 2)
+        self.assertTrue(transport.writes[0].startswith(b"GET /v2/keys/b "))
+        self.assertTrue(transport.writes[1].startswith(b"PUT /v2/keys/c "))
+        self.assertTrue(transport.writes[1].endswith(b"\r\n\r\nvalue=1"))
+
+    def test_long_poll_not_gathered(self) -> None:
+        """A long poll given during a read is written at once."""
+        during: list[int] = []
+
+        def then() -> None:
+            connection.send(_long_poll())
+            during.append(len(transport.writes))
+
+        connection, transport = self._answered_then(then)
+        connection.dataReceived(OK)
+        self.assertEqual(during, [1])
+        self.assertEqual(len(transport.writes), 1)
+
+    def test_sent_after_a_broken_read(self) -> None:
+        """When the rest of a read is not valid HTTP, what its answers' callbacks
+        gave other connections is still written."""
+        other, other_transport = _open_recording()
+        connection, transport = self._answered_then(
+            lambda: other.send(_request(target=b"/v2/keys/c"))
+        )
+        following = _request(target=b"/v2/keys/next")
+        connection.send(following)
+        connection.dataReceived(OK + b"NOT HTTP\r\n\r\n")
+        self.failureResultOf(following.d, ResponseFailed)
+        self.assertTrue(transport.disconnected)
+        self.assertEqual(len(other_transport.writes), 1)
+        self.assertTrue(other_transport.writes[0].startswith(b"GET /v2/keys/c "))
+
+    def test_outside_a_read_written_at_once(self) -> None:
+        """A request given outside any read is written when given."""
+        connection, transport = _open_recording()
+        connection.send(_request(target=b"/v2/keys/b"))
+        self.assertEqual(len(transport.writes), 1)

@@ -107,6 +107,20 @@ def framing_headers(headers: Headers) -> tuple[Sequence[bytes] | None, Sequence[
 #: (a callback may make another connection read, e.g. over a test's loopback).
 _reading: list[HTTP11Connection] = []
 
+#: The connections given requests while answers were being read, whose
+#: request bytes are sent when the outermost read ends (see
+#: :meth:`HTTP11Connection.send`).
+_gathered: list[HTTP11Connection] = []
+
+
+def _send_gathered() -> None:
+    # The end of the outermost read: send every connection's gathered bytes.
+    while _gathered:
+        connections = list(_gathered)
+        _gathered.clear()
+        for connection in connections:
+            connection.send_gathered()
+
 
 def _on_message_begin() -> None:
     _reading[-1].on_message_begin()
@@ -240,6 +254,7 @@ class HTTP11Connection(Protocol):
         self._until_close = False
         self._keep_alive = True
         self._discard = False
+        self._out: list[bytes] | None = None  # request bytes gathered during a read
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "closed"
@@ -259,6 +274,12 @@ class HTTP11Connection(Protocol):
             :mod:`~txetcd2._transport.immediate`) rather than at the
             reactor's next turn: for a request that nothing else is in
             flight with (many requests written in one turn go out together).
+
+        A request without a body (not a long poll) given while answers are
+        being read (by a callback of an answer) is gathered, and the bytes
+        gathered for each connection are sent at once, together, when the
+        read ends: no wait for the reactor's next turn, and no asking epoll
+        to watch the socket for writing and then to stop.
         """
         request.connection = self
         request.state = "sent"
@@ -272,11 +293,20 @@ class HTTP11Connection(Protocol):
             head = request_head(
                 request.method, request.target, self.host, request.headers, length, self.extra
             )
-            if now:
+            if _reading and not request.long_poll:
+                out = self._out
+                if out is None:
+                    self._out = [head]
+                    _gathered.append(self)
+                else:
+                    out.append(head)
+            elif now:
                 send_now(self.transport, head)
             else:
                 self.transport.write(head)  # type: ignore[union-attr]
             return
+        if self._out is not None:
+            self.send_gathered()  # what was gathered goes first
         length = producer.length
         head = request_head(
             request.method, request.target, self.host, request.headers, length, self.extra
@@ -290,6 +320,14 @@ class HTTP11Connection(Protocol):
             callbackArgs=(request, writer),
             errbackArgs=(request,),
         )
+
+    def send_gathered(self) -> None:
+        """Send the request bytes gathered during a read, if any."""
+        out = self._out
+        if out is not None:
+            self._out = None
+            if self.transport is not None:
+                send_now(self.transport, out[0] if len(out) == 1 else b"".join(out))
 
     def _body_written(self, _: object, request: PendingRequest, writer: BodyWriter) -> None:
         if request.body_done:
@@ -315,20 +353,20 @@ class HTTP11Connection(Protocol):
             return
         self.queue[0].touched = True
         _reading.append(self)
+        failed = None
         try:
             self._parser.feed_data(data)
         except HttpParserError as e:
-            _reading.pop()
-            self._parse_error(f"invalid HTTP answer: {e}")
-            return
+            failed = f"invalid HTTP answer: {e}"
         except HttpParserUpgrade:
+            failed = "the server switched protocols, which this client does not do"
+        finally:
             _reading.pop()
-            self._parse_error("the server switched protocols, which this client does not do")
+            if _gathered and not _reading:
+                _send_gathered()
+        if failed is not None:
+            self._parse_error(failed)
             return
-        except BaseException:
-            _reading.pop()
-            raise
-        _reading.pop()
         if self._in_headers:
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES:
