@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IConsumer
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.trial.unittest import TestCase
+from twisted.web.client import readBody
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
 from tests.integration._single_etcd import reactor, start_etcd, temp_dir
@@ -38,10 +44,59 @@ def _agent(client: EtcdClient) -> EtcdAgent:
     return agent
 
 
+def _no_delay(agent: EtcdAgent) -> list[int]:
+    """TCP_NODELAY of each idle connection's socket (under TLS, the TCP socket)."""
+    found = []
+    for member in agent._members.values():
+        for connection in member.idle:
+            transport: Any = connection.transport
+            if isinstance(transport, TLSMemoryBIOProtocol):
+                transport = transport.transport
+            handle = transport.getHandle()
+            found.append(handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    return found
+
+
 def _connections(agent: EtcdAgent) -> tuple[int, int]:
     """(idle, busy) connections over all members."""
     members = agent._members.values()
     return sum(len(m.idle) for m in members), sum(len(m.busy) for m in members)
+
+
+@implementer(IBodyProducer)
+class InParts:
+    """
+    A body of unknown length written one part per reactor turn.
+    """
+
+    length = UNKNOWN_LENGTH
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self._parts = parts
+
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        done: Deferred[None] = Deferred()
+        parts = iter(self._parts)
+
+        def write() -> None:
+            part = next(parts, None)
+            if part is None:
+                done.callback(None)
+                return
+            consumer.write(part)
+            reactor.callLater(0, write)
+
+        write()
+        return done
+
+    def stopProducing(self) -> None:
+        """Nothing to stop: the parts are few."""
+
+    def pauseProducing(self) -> None:
+        """Nothing to pause."""
+
+    def resumeProducing(self) -> None:
+        """Nothing to resume."""
 
 
 @implementer(ILogObserver)
@@ -129,6 +184,24 @@ class PoolIntegrationTests(EtcdTestCase):
         await client.set("pool/restart", "after")
         self.assertEqual(await client.get_value("pool/restart"), "after")
 
+    async def test_body_written_in_parts(self) -> None:
+        """A body written in parts, at different reactor turns, is sent as written:
+        connections do not use Nagle's algorithm (which held the last part until
+        etcd acknowledged the first, up to its delayed-acknowledgement time of
+        40 ms: 43 ms per such set, against 1.3 ms)."""
+        agent = _agent(self.client)
+        for i in range(5):
+            answer = await agent.request(
+                b"PUT",
+                f"{self.cluster.client_urls[0]}/v2/keys/parts/k".encode(),
+                Headers({b"content-type": [b"application/x-www-form-urlencoded"]}),
+                InParts([b"value=", b"v%d" % i]),
+            )
+            self.assertEqual(answer.code, 200 if i else 201)
+            self.assertIn(b'"value":"v%d"' % i, await readBody(answer))
+        self.assertEqual(await self.client.get_value("parts/k"), "v4")
+        self.assertEqual(_no_delay(agent), [1])
+
     async def _value(self, key: str) -> str:
         value: str = await self.client.get_value(key)
         return value
@@ -211,3 +284,4 @@ class PoolTLSTests(TestCase):
             await client.set(f"tls/k{i}", f"v{i}")
             self.assertEqual(await client.get_value(f"tls/k{i}"), f"v{i}")
         self.assertEqual(_connections(agent), (1, 0))
+        self.assertEqual(_no_delay(agent), [1])
