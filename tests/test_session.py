@@ -178,6 +178,33 @@ class CancelTests(SynchronousTestCase):
         self.assertEqual([r.netloc for r in h.agent.requests], [A, "https://a:1"])
         self.assertTrue(h.idle())
 
+    def test_port_probe_within_the_deadline(self) -> None:
+        """The probe of whether a closed connection meant a TLS port takes no more
+        than what is left of the call's time: the call still ends at its deadline."""
+        h = Harness(A, timeout=1.0)
+        d = h.client.get("k")
+        h.clock.advance(0.4)
+        h.pop(A).fail(ResponseNeverReceived([Failure(ConnectionDone())]))
+        self.assertEqual(h.pop("https://a:1").target, "/version")
+        step_to(h.clock, 0.999)
+        self.assertNoResult(d)
+        step_to(h.clock, 1.0)
+        self.failureResultOf(d, EtcdConnectionError)
+        self.assertTrue(h.idle())
+
+    def test_watch_port_probe_within_its_timeout(self) -> None:
+        """The same for a watch's wait for its answer's headers."""
+        h = Harness(A)
+        d = Deferred.fromCoroutine(h.client._session.open(A, "/v2/keys/k?wait=true", 2.0))
+        h.clock.advance(1.5)
+        h.pop(A).fail(ResponseNeverReceived([Failure(ConnectionDone())]))
+        self.assertEqual(h.pop("https://a:1").target, "/version")
+        step_to(h.clock, 1.999)
+        self.assertNoResult(d)
+        step_to(h.clock, 2.0)
+        self.failureResultOf(d, EtcdConnectionError)
+        self.assertTrue(h.idle())
+
     def test_late_answer_after_cancel(self) -> None:
         """An answer arriving after a cancel is dropped; the Deferred stays cancelled."""
         h = Harness(A)

@@ -10,9 +10,17 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.trial.unittest import TestCase
 
-from txetcd2 import ClientClosed, ClusterUnavailable, EtcdClient, EtcdClusterMismatch, EtcdTimeout
+from txetcd2 import (
+    ClientClosed,
+    ClusterUnavailable,
+    EtcdClient,
+    EtcdClusterMismatch,
+    EtcdConnectionError,
+    EtcdTimeout,
+)
 from txetcd2.testing import start_etcd
 from txetcd2.watch import State
 
@@ -30,6 +38,18 @@ async def wait_until(condition: Any, seconds: float = 30.0) -> None:
         d: Deferred[None] = Deferred()
         reactor.callLater(0.02, d.callback, None)
         await d
+
+
+class ClosesPlainHangsTLS(Protocol):
+    """
+    A port that closes plain HTTP connections at their first bytes, as a dead
+    member behind a proxy does, and never answers a TLS handshake.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        if not data.startswith(b"\x16"):  # not a TLS handshake record
+            assert self.transport is not None
+            self.transport.loseConnection()
 
 
 class SessionTests(TestCase):
@@ -62,6 +82,23 @@ class SessionTests(TestCase):
         self.assertEqual(failure.seconds, 1.0)
         await bounded(member.resume())
         self.assertEqual(await bounded(client.get_value("session/paused")), "1")
+
+    async def test_port_probe_within_the_deadline(self) -> None:
+        """A connection closed without an answer makes the client probe whether the
+        port speaks TLS; when that probe hangs, the call still ends at its deadline
+        (it waited 5 s for the probe before)."""
+        factory: ServerFactory[Any] = ServerFactory()
+        factory.protocol = ClosesPlainHangsTLS
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        address: Any = port.getHost()
+        client = self.client([f"http://127.0.0.1:{address.port}"], max_retries=0)
+        started = time.monotonic()
+        failure = await bounded(
+            self.assertFailure(client.get("session/probe", timeout=1), EtcdConnectionError)
+        )
+        self.assertLess(time.monotonic() - started, 1.5)
+        self.assertNotIn("TLS", str(failure))
 
     async def test_cancel_fires_at_once(self) -> None:
         """Cancelling a call waiting on a paused member fires it at once with CancelledError."""

@@ -42,6 +42,11 @@ from txetcd2._wire.tls_errors import (
 #: The ``Content-Type`` of a form body.
 FORM_TYPE = b"application/x-www-form-urlencoded"
 
+#: Seconds the probe of a member's port (TLS or plain, after a connection
+#: closed without an answer) may take at most; never more than the time the
+#: request had left.
+PROBE_TIMEOUT = 5.0
+
 
 class RequestURL(EncodedURL):
     """
@@ -268,9 +273,16 @@ class Exchange:
                 call.cancel()
             if not isinstance(result, Failure):
                 return result if then is None else then(result, *args)
+            # What is left of the attempt's time bounds the port probe, if any.
+            left = None if call is None else call.getTime() - self._clock.seconds()
             try:
                 outcome = self._send_failed(
-                    settled_failure(result, timed_out, timeout), endpoint, method, target, timeout
+                    settled_failure(result, timed_out, timeout),
+                    endpoint,
+                    method,
+                    target,
+                    timeout,
+                    left,
                 )
             except BaseException:
                 outcome = Failure()
@@ -285,7 +297,13 @@ class Exchange:
         return request.addBoth(settle)
 
     def _send_failed(
-        self, failure: Failure, endpoint: str, method: str, target: str, timeout: float | None
+        self,
+        failure: Failure,
+        endpoint: str,
+        method: str,
+        target: str,
+        timeout: float | None,
+        left: float | None = None,
     ) -> Failure | Deferred[RawResponse]:
         error = failure.value
         if isinstance(error, TimeoutError):
@@ -297,14 +315,22 @@ class Exchange:
             raise EtcdTimeout(endpoint, "connecting", timeout or 0.0) from error
         if isinstance(error, EtcdError | CancelledError) or not isinstance(error, Exception):
             return failure
-        return Deferred.fromCoroutine(self._raise_connection_error(endpoint, error))
+        return Deferred.fromCoroutine(self._raise_connection_error(endpoint, error, left))
 
-    async def _raise_connection_error(self, endpoint: str, error: Exception) -> RawResponse:
-        raise await self._connection_error(endpoint, error) from error
+    async def _raise_connection_error(
+        self, endpoint: str, error: Exception, left: float | None
+    ) -> RawResponse:
+        raise await self._connection_error(endpoint, error, left) from error
 
-    async def _connection_error(self, endpoint: str, error: BaseException) -> EtcdConnectionError:
+    async def _connection_error(
+        self, endpoint: str, error: BaseException, left: float | None = None
+    ) -> EtcdConnectionError:
+        # ``left``: seconds the request had left; the probe takes no more.
         found = connection_error(endpoint, error)
         if type(found) is not EtcdConnectionError or not closed_without_answer(error):
+            return found
+        wait = PROBE_TIMEOUT if left is None else min(PROBE_TIMEOUT, left)
+        if wait <= 0:
             return found
         # A TLS port closes plain HTTP connections without a byte, and etcd's plain port
         # drops a TLS handshake; so do a member going down and a proxy in front of a dead
@@ -313,7 +339,7 @@ class Exchange:
         # a plain port answers like etcd.
         if endpoint.startswith("http://"):
             try:
-                await self._probe("https://" + endpoint[len("http://") :])
+                await self._probe("https://" + endpoint[len("http://") :], wait)
             except CancelledError:
                 raise  # the call was cancelled while probing: it ends here
             except Exception as e:
@@ -324,7 +350,7 @@ class Exchange:
         elif endpoint.startswith("https://"):
             plain = "http://" + endpoint[len("https://") :]
             try:
-                answer = await self._probe(plain)
+                answer = await self._probe(plain, wait)
             except CancelledError:
                 raise
             except Exception:
@@ -333,8 +359,8 @@ class Exchange:
                 return plain_port_error(endpoint)
         return found
 
-    def _probe(self, endpoint: str) -> Deferred[RawResponse]:
-        return self._read(endpoint, "GET", "/version", None, None).addTimeout(5.0, self._clock)
+    def _probe(self, endpoint: str, wait: float) -> Deferred[RawResponse]:
+        return self._read(endpoint, "GET", "/version", None, None).addTimeout(wait, self._clock)
 
     def _read(
         self,
@@ -364,6 +390,7 @@ class Exchange:
         :raises EtcdConnectionError: when the connection failed (an
             :class:`EtcdTLSError` for a TLS failure).
         """
+        started = self._clock.seconds()
         opened = within(self.open(endpoint, method, target, None), timeout, self._clock)
         try:
             return await opened
@@ -374,7 +401,8 @@ class Exchange:
         except CancelledError:
             raise
         except Exception as e:
-            raise await self._connection_error(endpoint, e) from e
+            left = None if timeout is None else timeout - (self._clock.seconds() - started)
+            raise await self._connection_error(endpoint, e, left) from e
 
     async def read_within(
         self, endpoint: str, response: IResponse, timeout: float | None, what: str
