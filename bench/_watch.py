@@ -3,7 +3,9 @@ Workload D: one recursive txetcd2 watcher while a writer with 32 in flight
 sets 5,000 keys below the watched prefix.
 
 Figures: events received, missed, and the delay between the writer's end
-(its last set acknowledged) and the watcher's last event.
+(its last set acknowledged) and the watcher's last event; and what the
+watcher reported when it missed some: its ``"lagging"`` reports (etcd
+dropped the stream; the history was lost) and resyncs, and its probes.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ async def watch_while_writing(reactor: Any, url: str, n: int, inflight: int, pre
 
     watcher = watching.watcher(prefix, recursive=True, index=start_index + 1)
     watcher.on("change", changed)
+    resyncs = [0]
+    watcher.on("resync", lambda snapshot: resyncs.__setitem__(0, resyncs[0] + 1))
     watcher.start()
     left = n
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -70,5 +74,8 @@ async def watch_while_writing(reactor: Any, url: str, n: int, inflight: int, pre
             "missed": float(n - len(seen)),
             "delay_ms": max(0.0, last_event[0] - written) * 1e3 if seen else -1.0,
             "cpu_us": cpu / n * 1e6,
+            "lagged": float(watcher.lagged),
+            "resyncs": float(resyncs[0]),
+            "probes": float(watcher.probes),
         }
     }

@@ -264,6 +264,11 @@ def report(rounds: list[dict[str, Figures]]) -> str:
         )
         writer = ", ".join(f"{x['ops']:.0f}" for x in d)
         lines.append(f"  D writer sets/s (32 in flight)       {writer}")
+        told = ", ".join(
+            "/".join(f"{x.get(name, 0):.0f}" for name in ("lagged", "resyncs", "probes"))
+            for x in d
+        )
+        lines.append(f"  D lagging/resyncs/probes reported    {told}")
     lines.extend(report_lines(rounds))
     return "\n".join(lines)
 
