@@ -6,10 +6,13 @@ Figures: events received, missed, and the delay between the writer's end
 (its last set acknowledged) and the watcher's last event; and what the
 watcher reported when it missed some: its ``"lagging"`` reports (etcd
 dropped the stream; the history was lost) and resyncs, and its probes.
+With ``BENCH_D_LOG=DIR`` set, each run's log (``twisted.logger``, as text)
+goes to ``DIR/<prefix>.log``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -33,6 +36,15 @@ async def watch_while_writing(reactor: Any, url: str, n: int, inflight: int, pre
 
     from txetcd2 import EtcdClient
 
+    logs = os.environ.get("BENCH_D_LOG")
+    if logs:
+        from twisted.logger import globalLogBeginner, textFileLogObserver
+
+        path = os.path.join(logs, prefix.replace("/", "_") + ".log")
+        globalLogBeginner.beginLoggingTo(
+            [textFileLogObserver(open(path, "w"))],  # noqa: SIM115 - open for the run
+            redirectStandardIO=False,
+        )
     watching = EtcdClient(url, reactor=reactor)
     writing = EtcdClient(url, reactor=reactor)
     start_index = (await writing.set(f"{prefix}/start", "0")).etcd_index
