@@ -4,10 +4,14 @@ Unit tests for :class:`txetcd2.recipes.LeaderElection` against an in-memory etcd
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from twisted.application.service import IService
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
 from zope.interface.verify import verifyObject
 
 from tests._recipes_case import RecipeTestCase
+from txetcd2 import ClientClosed
 from txetcd2.recipes import ELECTION_PREFIX, LeaderElection
 
 KEY = f"{ELECTION_PREFIX}/boss"
@@ -211,3 +215,29 @@ class ElectionTests(RecipeTestCase):
         with self.assertRaises(ValueError):
             LeaderElection(client, "boss", "a").on("won", print)
         self.assertEqual(self.etcd.requests, [])
+
+    def test_gives_up_when_the_client_closes(self) -> None:
+        """An error retrying cannot fix (here, the leader's client closed) ends the
+        campaign: the leader is deposed once its TTL can no longer be renewed, then one
+        error line, the error kept in ``failure``, and no request or timer after it;
+        stopping still works."""
+        leader = self.candidate("a", ttl=3)
+        events: list[dict[str, Any]] = []
+        leader.log = Logger(
+            namespace=LeaderElection.log.namespace,
+            source=leader,
+            observer=cast(ILogObserver, events.append),
+        )
+        self.assertTrue(leader.is_leader)
+        self.result(self.clients[-1].close())
+        self.advance(5)
+        self.assertEqual(self.kinds(), [("a", "elected"), ("a", "deposed")])
+        self.assertFalse(leader.is_leader)
+        sent = len(self.etcd.requests)
+        self.advance(30)
+        assert leader.failure is not None
+        self.assertIsInstance(leader.failure.value, ClientClosed)
+        self.assertEqual(len(self.etcd.requests), sent)
+        errors = [e for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(errors), 1)
+        self.assertIn("giving up (retrying cannot fix this)", formatEvent(errors[0]))

@@ -4,10 +4,14 @@ Unit tests for :class:`txetcd2.recipes.ServiceRegistration` against an in-memory
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from twisted.application.service import IService
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
 from zope.interface.verify import verifyObject
 
 from tests._recipes_case import RecipeTestCase
+from txetcd2 import ClientClosed
 from txetcd2.recipes import ServiceRegistration
 
 KEY = "/services/web/10.0.0.7:8080"
@@ -108,3 +112,34 @@ class RegistrationTests(RecipeTestCase):
         with self.assertRaises(ValueError):
             ServiceRegistration(client, KEY, "up", ttl=0)
         self.assertEqual(self.etcd.requests, [])
+
+    def test_gives_up_when_the_client_closes(self) -> None:
+        """An error retrying cannot fix (here, the client closed) ends the registration:
+        one error line, the error kept in ``failure``, no request or timer after it;
+        stopping still works (the key expires by itself)."""
+        client = self.client()
+        registration = ServiceRegistration(client, KEY, "up", ttl=3)
+        events: list[dict[str, Any]] = []
+        registration.log = Logger(
+            namespace=ServiceRegistration.log.namespace,
+            source=registration,
+            observer=cast(ILogObserver, events.append),
+        )
+        registration.startService()
+        self.stops.append(registration.stopService)
+        self.settle()
+        self.assertTrue(registration.registered)
+        self.assertIsNone(registration.failure)
+        self.result(client.close())
+        self.advance(2)
+        sent = len(self.etcd.requests)
+        self.advance(30)
+        assert registration.failure is not None
+        self.assertIsInstance(registration.failure.value, ClientClosed)
+        self.assertFalse(registration.registered)
+        self.assertEqual(len(self.etcd.requests), sent)
+        errors = [e for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(errors), 1)
+        self.assertIn("giving up (retrying cannot fix this)", formatEvent(errors[0]))
+        self.assertEqual([e for e in events if e["log_level"] == LogLevel.warn], [])
+        self.assertIsNone(self.node(KEY))  # expired by itself

@@ -16,7 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.integration._processes import Child, spawn, wait_ended, wait_until
-from txetcd2 import EtcdClient, KeyNotFound
+from txetcd2 import ClientClosed, EtcdClient, KeyNotFound
 from txetcd2.recipes import ELECTION_PREFIX, LeaderElection, Mirror, ServiceRegistration
 from txetcd2.testing import EtcdCluster, EtcdMember, start_etcd
 
@@ -276,3 +276,42 @@ class RecipeServiceTests(TestCase):
         self.assertEqual(len(mirror), len(await expected()))
         await mirror.stop()
         print(f"\nmirror equal {took:.1f}s after the last write; {mirror.resyncs} resync(s)")
+
+    async def test_recipes_give_up_when_their_client_closes(self) -> None:
+        """A registration and a leader whose client is closed give up (``failure``:
+        ``ClientClosed``) instead of retrying every second, and stop cleanly; their
+        keys expire by themselves."""
+        cluster: EtcdCluster = await start_etcd(self, 1, reactor=reactor)
+        client = self.client(cluster.client_urls)
+        observer = self.client(cluster.client_urls)
+        registration = ServiceRegistration(client, "/services/closing/a", "up", ttl=2)
+        election = LeaderElection(client, "closing", "a", ttl=2)
+        registration.startService()
+        election.startService()
+
+        async def started() -> bool:
+            return registration.registered and election.is_leader
+
+        await poll(started, "registration and leadership", 30.0)
+        await client.close()
+
+        async def gave_up() -> bool:
+            return registration.failure is not None and election.failure is not None
+
+        await poll(gave_up, "both giving up", 30.0)
+        assert registration.failure is not None and election.failure is not None
+        self.assertIsInstance(registration.failure.value, ClientClosed)
+        self.assertIsInstance(election.failure.value, ClientClosed)
+        await registration.stopService()
+        await election.stopService()
+
+        async def expired() -> bool:
+            for key in ("/services/closing/a", f"{ELECTION_PREFIX}/closing"):
+                try:
+                    await observer.get(key, quorum=True)
+                    return False
+                except KeyNotFound:
+                    pass
+            return True
+
+        await poll(expired, "both keys to expire", 30.0)

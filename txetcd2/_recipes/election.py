@@ -26,6 +26,7 @@ from txetcd2._recipes._shared import (
     clock_of,
     delete_if_ours,
 )
+from txetcd2._wire.fatal import is_fatal
 from txetcd2.errors import EtcdError, EtcdOutcomeUnknown, EventIndexCleared, KeyNotFound, NodeExist
 from txetcd2.models import EtcdNode
 
@@ -53,7 +54,10 @@ class LeaderElection(Service):
     get the reason (``"missing"``: the key was deleted; ``"expired"``: no
     renewal succeeded for ``ttl`` seconds, so another candidate may lead;
     ``"resigned"``; ``"stopped"``). ``"elected"`` and ``"deposed"`` alternate,
-    starting with ``"elected"``.
+    starting with ``"elected"``. An error retrying cannot fix (the client
+    closed, the v2 API disabled, TLS or credentials refused, a member of
+    another cluster) ends the campaign: it is logged once and kept in
+    :attr:`failure`.
 
     :param client: the client.
     :param name: the election's name (key segments).
@@ -64,6 +68,7 @@ class LeaderElection(Service):
     :param clock: the clock of every timer (default: the client's reactor).
     :param resign_holdoff: seconds a candidate waits after :meth:`resign`
         before campaigning again (the others get the first chance).
+    :ivar failure: the error that ended the campaign, if one did.
     """
 
     log = PublicLogger(namespace="txetcd2.recipes.LeaderElection")
@@ -95,6 +100,7 @@ class LeaderElection(Service):
         self._term: tuple[int, int] | None = None  # (created, modified) while leading
         self._deposed: Deferred[str] | None = None
         self._pause_first = False
+        self.failure: Failure | None = None
 
     def __repr__(self) -> str:
         state = "leader" if self._term else "candidate" if self._loop else "stopped"
@@ -165,7 +171,9 @@ class LeaderElection(Service):
 
     def stopService(self) -> Deferred[None]:
         """
-        Stop campaigning; a leader resigns (deletes its key if it still holds it).
+        Stop campaigning; a leader resigns (deletes its key if it still holds it;
+        when the client cannot, being closed for instance, the key expires by
+        itself).
 
         :returns: a Deferred firing once the key is deleted and no timer is left.
         """
@@ -174,7 +182,22 @@ class LeaderElection(Service):
         if loop is None:
             return succeed(None)
         loop.cancel()
-        return Deferred.fromCoroutine(self._step_down("stopped"))
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        try:
+            await self._step_down("stopped")
+        except EtcdError as e:
+            if not is_fatal(e):
+                raise
+            # (A closed client, say: stopping still stops; the key expires by itself.)
+            self.log.warn(
+                "election {key}: key not deleted ({error}); it expires {ttl}s after its "
+                "last renewal",
+                key=self._key,
+                error=str(e),
+                ttl=self._ttl,
+            )
 
     def resign(self) -> Deferred[None]:
         """
@@ -203,7 +226,8 @@ class LeaderElection(Service):
             try:
                 node, sent = await self._try_create()
             except EtcdError as e:
-                await self._pause(e)
+                if not await self._pause(e):
+                    return
                 continue
             if node is not None:
                 why = await self._lead(node, sent)
@@ -212,7 +236,8 @@ class LeaderElection(Service):
             try:
                 await self._follow()
             except EtcdError as e:
-                await self._pause(e)
+                if not await self._pause(e):
+                    return
 
     async def _try_create(self) -> tuple[EtcdNode | None, float]:
         """
@@ -318,8 +343,18 @@ class LeaderElection(Service):
         with contextlib.suppress(EventIndexCleared, TimeoutError):
             await watching
 
-    async def _pause(self, error: EtcdError) -> None:
+    async def _pause(self, error: EtcdError) -> bool:
+        # Wait before trying again; False (at once) when retrying cannot fix it.
+        if is_fatal(error):
+            self.failure = Failure(error)
+            self.log.error(
+                "election {key}: {error}; giving up (retrying cannot fix this)",
+                key=self._key,
+                error=str(error),
+            )
+            return False
         self.log.warn(
             "election {key}: {error}; trying again in 1s", key=self._key, error=str(error)
         )
         await deferLater(self._clock, 1.0)
+        return True

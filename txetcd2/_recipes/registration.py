@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 
 from txetcd2._logs import PublicLogger
 from txetcd2._recipes._shared import check_name, check_ttl, clock_of
+from txetcd2._wire.fatal import is_fatal
 from txetcd2.errors import EtcdError, KeyNotFound, TestFailed
 
 if TYPE_CHECKING:
@@ -31,14 +32,18 @@ class ServiceRegistration(Service):
     (it expired during a partition, or someone deleted it) the key is set
     again. When etcd cannot be reached, refreshes are retried every second;
     the key expires ``ttl`` seconds after the last successful one, and comes
-    back as soon as etcd answers again. Stopping deletes the key (if it
-    still has this value).
+    back as soon as etcd answers again. An error retrying cannot fix (the
+    client closed, the v2 API disabled, TLS or credentials refused, a member
+    of another cluster) ends the registration: it is logged once and kept
+    in :attr:`failure`. Stopping deletes the key (if it still has this
+    value).
 
     :param client: the client.
     :param key: the key, e.g. ``"/services/web/10.0.0.7:8080"``.
     :param value: its value.
     :param ttl: seconds the key outlives its last renewal (at least 2).
     :param clock: the clock of every timer (default: the client's reactor).
+    :ivar failure: the error that ended the registration, if one did.
     """
 
     log = PublicLogger(namespace="txetcd2.recipes.ServiceRegistration")
@@ -63,6 +68,7 @@ class ServiceRegistration(Service):
         self._loop: Deferred[None] | None = None
         self._registered = False
         self.registrations = 0
+        self.failure: Failure | None = None
 
     def __repr__(self) -> str:
         state = "registered" if self._registered else "running" if self._loop else "stopped"
@@ -94,7 +100,8 @@ class ServiceRegistration(Service):
 
     def stopService(self) -> Deferred[None]:
         """
-        Stop renewing and delete the key if it still has this value.
+        Stop renewing and delete the key if it still has this value (when the
+        client cannot, being closed for instance, the key expires by itself).
 
         :returns: a Deferred firing once the key is deleted and no timer is left.
         """
@@ -136,13 +143,21 @@ class ServiceRegistration(Service):
                 missing = True
                 continue
             except EtcdError as e:
+                self._registered = False
+                if is_fatal(e):
+                    self.failure = Failure(e)
+                    self.log.error(
+                        "registration {key}: {error}; giving up (retrying cannot fix this)",
+                        key=self._key,
+                        error=str(e),
+                    )
+                    return
                 self.log.warn(
                     "registration {key}: {error}; retrying in {delay:.2f}s",
                     key=self._key,
                     error=str(e),
                     delay=retry,
                 )
-                self._registered = False
                 await deferLater(self._clock, retry)
                 continue
             self._registered = True
@@ -151,6 +166,19 @@ class ServiceRegistration(Service):
 
     async def _unregister(self) -> None:
         self._registered = False
-        with contextlib.suppress(KeyNotFound, TestFailed):
-            await self._client.compare_and_delete(self._key, prev_value=self._value)
+        try:
+            with contextlib.suppress(KeyNotFound, TestFailed):
+                await self._client.compare_and_delete(self._key, prev_value=self._value)
+        except EtcdError as e:
+            if not is_fatal(e):
+                raise
+            # (A closed client, say: stopping still stops; the key expires by itself.)
+            self.log.warn(
+                "registration {key}: not deleted ({error}); it expires {ttl}s after its "
+                "last renewal",
+                key=self._key,
+                error=str(e),
+                ttl=self._ttl,
+            )
+            return
         self.log.info("registration {key}: unregistered", key=self._key)

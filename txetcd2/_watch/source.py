@@ -8,8 +8,8 @@ read the tree for a resync, and to be stopped when the client closes.
 :class:`SessionWatchSource` implements it over the client's session, the one
 request path every call takes.
 
-Which errors end a watcher (:func:`is_fatal`) is decided here too: the ones
-that retrying cannot fix.
+Which errors end a watcher are those retrying cannot fix
+(:func:`txetcd2._wire.fatal.is_fatal`).
 """
 
 from __future__ import annotations
@@ -27,46 +27,15 @@ from twisted.web.iweb import IResponse
 from txetcd2._api.keys import KeyCalls
 from txetcd2._session.session import Session
 from txetcd2._transport.exchange import abort_answer
-from txetcd2._wire.auth_models import InsufficientCredentials
 from txetcd2._wire.errors import (
-    ClientClosed,
-    EtcdClusterMismatch,
-    EtcdError,
     EtcdProtocolError,
-    EtcdTLSError,
-    EtcdV2Disabled,
     KeyNotFound,
-    Unauthorized,
 )
 from txetcd2._wire.models import EtcdNode, EtcdResponse
-
-#: Errors retrying cannot fix: a watcher that meets one stops.
-FATAL_ERRORS: tuple[type[EtcdError], ...] = (
-    EtcdV2Disabled,
-    EtcdTLSError,
-    Unauthorized,
-    InsufficientCredentials,
-    EtcdClusterMismatch,
-    ClientClosed,
-)
-
 
 #: etcd's headers whose values are the same for every answer of a cluster
 #: (a new term aside).
 _SHARED_VALUES = ("x-etcd-cluster-id", "x-raft-term")
-
-
-def is_fatal(error: BaseException) -> bool:
-    """
-    Tell whether a watcher must give up on an error.
-
-    :param error: what a watch request (or a resync) raised.
-    :returns: ``True`` for a configuration error (v2 disabled, a TLS
-        verification failure, rejected credentials, a member of another
-        cluster) or a closed client; ``False`` for trouble that passes
-        (a member down, a timeout, an election, an odd answer).
-    """
-    return isinstance(error, FATAL_ERRORS)
 
 
 @runtime_checkable

@@ -35,7 +35,7 @@ from txetcd2._transport.lines import EventStream, clean_end
 from txetcd2._watch.lag import BUSY, DROPPED, HISTORY_LOST, BusyMeter, Lag
 from txetcd2._watch.listeners import ACTIONS
 from txetcd2._watch.probe import Blocked, Failed, Found, Outcome, Probe
-from txetcd2._watch.source import as_source, is_fatal
+from txetcd2._watch.source import as_source
 from txetcd2._watch.states import Halted, Lifecycle, State
 from txetcd2._wire.errors import (
     EtcdConnectionError,
@@ -43,6 +43,7 @@ from txetcd2._wire.errors import (
     EtcdProtocolError,
     EventIndexCleared,
 )
+from txetcd2._wire.fatal import is_fatal
 from txetcd2._wire.keys import (
     Query,
     check_index,
