@@ -25,6 +25,7 @@ from txetcd2 import (
 )
 from txetcd2._watch import watcher as watcher_module
 from txetcd2.testing._fakes import FakeRequest, FakeResponse, RecordingAgent, error_body, node_body
+from txetcd2.watch import Lag
 
 
 def line(action: str, key: str, index: int, value: str | None = "v") -> bytes:
@@ -277,6 +278,8 @@ class ResyncTests(WatcherTestCase):
     def test_index_cleared(self) -> None:
         """errorCode 401 leads to a quorum read, a resync and a stream after it."""
         w = self.watcher("/d", index=5, recursive=True)
+        lags: list[Lag] = []
+        w.on("lagging", lags.append)
         w.start()
         stream = self.stream(2000)
         req, _ = self.request()
@@ -292,6 +295,8 @@ class ResyncTests(WatcherTestCase):
         resyncs = [p for n, p in self.seen if n == "resync"]
         self.assertEqual(len(resyncs), 1)
         self.assertEqual(resyncs[0].node.leaves(), {"/d/x": "1"})
+        # The loss is reported as lagging too, however it was found.
+        self.assertEqual((lags, w.lagged), ([Lag("history lost", 1996)], 1))
         self.assertEqual(w.index, 2001)
         self.stream(2001, line("set", "/d/x", 2002))
         self.assertEqual(self.events(), [2002])

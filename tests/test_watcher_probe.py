@@ -309,7 +309,9 @@ class SlowConsumerTests(ProbeTestCase):
         self.stream(10, line("set", "/k", 11))
         self.clock.advance(5)
         self.request()[0].respond(400, error_body(401, "outdated", "", 2000))
+        self.clock.advance(0)
         self.assertIn(("lagging", Lag("history lost", 1989)), self.seen)
+        self.assertEqual(w.lagged, 1)
         self.assertEqual(
             str(Lag("history lost", 1989)), "history lost, at least 1989 indexes behind"
         )

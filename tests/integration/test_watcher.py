@@ -402,6 +402,9 @@ class SlowConsumerTests(TestCase):
                 covering = next(kind for kind, at, _ in timeline if at >= index)
                 self.assertEqual(covering, "resync", index)
         self.assertEqual(len(lagging), w.lagged)
+        # Each resync came with its "history lost" report, however the loss was found.
+        lost = [lag for lag in lagging if lag.reason == "history lost"]
+        self.assertEqual(len(lost), len(resyncs))
         await w.stop()
 
 

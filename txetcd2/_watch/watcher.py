@@ -177,10 +177,13 @@ class Watcher(Lifecycle):
     second), the watcher reports ``"lagging"`` with a
     :class:`~txetcd2.watch.Lag` whose ``reason`` is ``"busy"``, and probes
     after half a second of quiet instead of ``probe_interval``; it reports
-    ``"lagging"`` again (``"dropped"`` or ``"history lost"``, with how many
-    indexes it was behind) when the probe finds the stream dropped. Each
-    report is counted in :attr:`lagged`. Make callbacks fast (hand slow work
-    to a queue or a thread) when ``"lagging"`` shows up.
+    ``"lagging"`` again (``"dropped"``, with how many indexes it was behind)
+    when the probe finds the stream dropped, and ``"history lost"`` whenever
+    etcd no longer holds the events it needs (found by the probe, by a
+    reconnection, or because the ``index`` it started from is too old),
+    just before the resync. Each report is counted in :attr:`lagged`. Make
+    callbacks fast (hand slow work to a queue or a thread) when ``"busy"``
+    shows up.
 
     **Cost of the probe.** Only a stream that carried events is probed
     (etcd drops a reader only when its events pile up): an idle watcher
@@ -396,14 +399,9 @@ class Watcher(Lifecycle):
                         return
                     raise
                 except EventIndexCleared as e:
-                    self.log.warn(
-                        "watch {key}: etcd at {endpoint} no longer has index {index} ({error}); "
-                        "reading the tree",
-                        key=self._key,
-                        endpoint=self._endpoint,
-                        index=self._next,
-                        error=str(e),
-                    )
+                    # One line: the lagging report says what happened and what comes.
+                    behind = None if self._index is None else max(e.index - self._index, 0)
+                    self._lagging(None, Lag(HISTORY_LOST, behind))
                     self._resync_needed = True
                 except Exception as e:
                     if is_fatal(e):
@@ -748,9 +746,7 @@ class Watcher(Lifecycle):
             return
         self._enter(State.STREAMING)
         if isinstance(outcome, Failed):
-            error = outcome.error
-            if isinstance(error, EventIndexCleared) and self._index is not None:
-                self._lagging(answer, Lag(HISTORY_LOST, max(error.index - self._index, 0)))
+            error = outcome.error  # (a lost history is reported by the loop, as any)
             answer.error = error
             self._abort(answer)
             return
@@ -781,10 +777,10 @@ class Watcher(Lifecycle):
         what = {
             BUSY: "the callbacks take nearly all the reactor's time; etcd will drop the "
             "stream if this goes on",
-            DROPPED: "etcd dropped the stream (the callbacks are slower than the writes); "
-            "catching up",
-            HISTORY_LOST: "the stream fell behind etcd's history (the callbacks are slower "
-            "than the writes); reading the tree",
+            DROPPED: "etcd dropped the stream (its queue for the watch overflowed: the "
+            "callbacks, or etcd itself, fell behind the writes); catching up",
+            HISTORY_LOST: "etcd no longer holds the events the watch needs (its history "
+            "keeps the last 1,000 of the cluster); reading the tree",
         }[lag.reason]
         self.log.warn(
             "watch {key} is lagging at {endpoint} ({lag}): {what}",
