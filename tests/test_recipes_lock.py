@@ -127,6 +127,16 @@ class LockTests(RecipeTestCase):
         self.member().restore()
         self.settle()
 
+    def test_lost_at_once_when_the_client_closes(self) -> None:
+        """A renewal that fails with an error retrying cannot fix (here, the holder's
+        client closed) loses the lock at its next renewal, not ``ttl`` later."""
+        lock = self.lock(ttl=6)
+        self.result(lock.acquire())
+        self.result(self.clients[-1].close())
+        self.advance(2)
+        self.assertEqual(self.successResultOf(lock.lost), "expired")
+        self.assertFalse(lock.held)
+
     def test_lost_when_key_deleted(self) -> None:
         """When its key is deleted, the holder learns it at its next renewal."""
         lock = self.lock(ttl=6)

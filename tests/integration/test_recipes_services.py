@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.integration._processes import Child, spawn, wait_ended, wait_until
 from txetcd2 import ClientClosed, EtcdClient, KeyNotFound
-from txetcd2.recipes import ELECTION_PREFIX, LeaderElection, Mirror, ServiceRegistration
+from txetcd2.recipes import ELECTION_PREFIX, LeaderElection, Lock, Mirror, ServiceRegistration
 from txetcd2.testing import EtcdCluster, EtcdMember, start_etcd
 
 #: The candidates' TTL in the election test.
@@ -280,20 +280,25 @@ class RecipeServiceTests(TestCase):
     async def test_recipes_give_up_when_their_client_closes(self) -> None:
         """A registration and a leader whose client is closed give up (``failure``:
         ``ClientClosed``) instead of retrying every second, and stop cleanly; their
-        keys expire by themselves."""
+        keys expire by themselves. A lock held on that client is lost at its next
+        renewal (``"expired"``), not ``ttl`` later."""
         cluster: EtcdCluster = await start_etcd(self, 1, reactor=reactor)
         client = self.client(cluster.client_urls)
         observer = self.client(cluster.client_urls)
         registration = ServiceRegistration(client, "/services/closing/a", "up", ttl=2)
         election = LeaderElection(client, "closing", "a", ttl=2)
+        lock = Lock(client, "closing", ttl=9)
         registration.startService()
         election.startService()
+        await lock.acquire(timeout=30.0)
 
         async def started() -> bool:
             return registration.registered and election.is_leader
 
         await poll(started, "registration and leadership", 30.0)
         await client.close()
+        # (ttl - 0.5 s without a renewal otherwise; a renewal every 3 s)
+        self.assertEqual(await lock.lost.addTimeout(6.0, reactor), "expired")
 
         async def gave_up() -> bool:
             return registration.failure is not None and election.failure is not None

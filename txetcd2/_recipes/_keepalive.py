@@ -14,6 +14,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from txetcd2._logs import PublicLogger
+from txetcd2._wire.fatal import is_fatal
 from txetcd2.errors import EtcdError, EventIndexCleared, KeyNotFound
 
 if TYPE_CHECKING:
@@ -33,7 +34,9 @@ class KeepAlive:
       the last successful one was *sent*, less a safety margin of a tenth of
       the TTL (at most 0.5 s) against clocks that drift apart (the key may
       have expired: etcd started its TTL when it applied the refresh, at or
-      after that moment, so the holder gives up first).
+      after that moment, so the holder gives up first); or at once, when a
+      refresh failed with an error retrying cannot fix (a closed client,
+      credentials refused...): no refresh will succeed.
 
     :param client: the client.
     :param clock: the clock of every timer.
@@ -145,6 +148,19 @@ class KeepAlive:
                 self._ended("missing")
                 return
             except EtcdError as e:
+                if is_fatal(e):
+                    # Retrying cannot fix it: the key cannot be kept, say so now
+                    # rather than when its TTL runs out.
+                    self._loop = None  # this loop returns: nothing to cancel
+                    self.log.error(
+                        "{key}: TTL refresh failed ({error}); giving up (retrying cannot "
+                        "fix this)",
+                        key=self._key,
+                        error=str(e),
+                    )
+                    self.stop()
+                    self._on_gone("expired")
+                    return
                 self.log.warn(
                     "{key}: TTL refresh failed ({error}); retrying in {delay:.2f}s",
                     key=self._key,

@@ -157,8 +157,10 @@ class Lock:
         """
         Fires (with ``"missing"`` or ``"expired"``) if the lock is lost
         while held: its key disappeared, or no renewal succeeded for ``ttl``
-        seconds. A new Deferred is made at each acquisition; it never fires
-        after :meth:`release`.
+        seconds (``"expired"`` at once when a renewal failed with an error
+        retrying cannot fix, such as a closed client or refused
+        credentials). A new Deferred is made at each acquisition; it never
+        fires after :meth:`release`.
         """
         return self._lost
 
