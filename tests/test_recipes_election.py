@@ -237,6 +237,7 @@ class ElectionTests(RecipeTestCase):
         self.advance(30)
         assert leader.failure is not None
         self.assertIsInstance(leader.failure.value, ClientClosed)
+        self.assertTrue(repr(leader).endswith(" 'a' failed>"), repr(leader))
         self.assertEqual(len(self.etcd.requests), sent)
         errors = [e for e in events if e["log_level"] == LogLevel.error]
         self.assertEqual(len(errors), 1)

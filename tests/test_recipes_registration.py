@@ -137,6 +137,7 @@ class RegistrationTests(RecipeTestCase):
         assert registration.failure is not None
         self.assertIsInstance(registration.failure.value, ClientClosed)
         self.assertFalse(registration.registered)
+        self.assertEqual(repr(registration), f"<ServiceRegistration {KEY} ttl=3 failed>")
         self.assertEqual(len(self.etcd.requests), sent)
         errors = [e for e in events if e["log_level"] == LogLevel.error]
         self.assertEqual(len(errors), 1)

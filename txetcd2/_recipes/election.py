@@ -103,7 +103,15 @@ class LeaderElection(Service):
         self.failure: Failure | None = None
 
     def __repr__(self) -> str:
-        state = "leader" if self._term else "candidate" if self._loop else "stopped"
+        state = (
+            "leader"
+            if self._term
+            else "failed"
+            if self.failure
+            else "candidate"
+            if self._loop
+            else "stopped"
+        )
         return f"<LeaderElection {self._key} {self._identity!r} {state}>"
 
     # -- public API ----------------------------------------------------------
@@ -166,6 +174,7 @@ class LeaderElection(Service):
         if self._loop is not None:
             return
         super().startService()
+        self.failure = None
         self._loop = Deferred.fromCoroutine(self._campaign())
         self._loop.addErrback(self._crashed)
 

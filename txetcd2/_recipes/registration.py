@@ -71,7 +71,15 @@ class ServiceRegistration(Service):
         self.failure: Failure | None = None
 
     def __repr__(self) -> str:
-        state = "registered" if self._registered else "running" if self._loop else "stopped"
+        state = (
+            "registered"
+            if self._registered
+            else "failed"
+            if self.failure
+            else "running"
+            if self._loop
+            else "stopped"
+        )
         return f"<ServiceRegistration {self._key} ttl={self._ttl} {state}>"
 
     @property
@@ -95,6 +103,7 @@ class ServiceRegistration(Service):
         if self._loop is not None:
             return
         super().startService()
+        self.failure = None
         self._loop = Deferred.fromCoroutine(self._run())
         self._loop.addErrback(self._crashed)
 
