@@ -6,13 +6,14 @@ What the recipes share: argument checks, the clock, named callbacks and the
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from txetcd2._logs import PublicLogger
+from txetcd2._wire.fatal import is_fatal
 from txetcd2.errors import (
     EtcdConnectionError,
     EtcdError,
@@ -223,3 +224,36 @@ async def delete_if_ours(
             return False
         index = node.modified_index
     return False  # pragma: no cover - the loop returns or raises
+
+
+async def or_let_expire(
+    delete: Callable[[], Awaitable[object]], log: PublicLogger, what: str, key: str, ttl: int
+) -> bool:
+    """
+    Wait for the deletion of a recipe's TTL key when it stops; when the
+    client cannot delete it (an error retrying cannot fix: a closed client,
+    credentials refused...), say that the key expires by itself rather than
+    fail the stop.
+
+    :param delete: starts the deletion (a closed client raises at once).
+    :param log: the recipe's logger.
+    :param what: the recipe, for the log line (``"registration"``...).
+    :param key: the key.
+    :param ttl: its TTL.
+    :returns: whether the deletion ran to its end.
+    :raises EtcdError: the deletion's other errors.
+    """
+    try:
+        await delete()
+    except EtcdError as e:
+        if not is_fatal(e):
+            raise
+        log.warn(
+            "{what} {key}: not deleted ({error}); it expires {ttl}s after its last renewal",
+            what=what,
+            key=key,
+            error=str(e),
+            ttl=ttl,
+        )
+        return False
+    return True

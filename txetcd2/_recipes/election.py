@@ -6,6 +6,7 @@ first and renewed while it leads.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from txetcd2._recipes._shared import (
     check_ttl,
     clock_of,
     delete_if_ours,
+    or_let_expire,
 )
 from txetcd2._wire.fatal import is_fatal
 from txetcd2.errors import EtcdError, EtcdOutcomeUnknown, EventIndexCleared, KeyNotFound, NodeExist
@@ -194,19 +196,8 @@ class LeaderElection(Service):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
-        try:
-            await self._step_down("stopped")
-        except EtcdError as e:
-            if not is_fatal(e):
-                raise
-            # (A closed client, say: stopping still stops; the key expires by itself.)
-            self.log.warn(
-                "election {key}: key not deleted ({error}); it expires {ttl}s after its "
-                "last renewal",
-                key=self._key,
-                error=str(e),
-                ttl=self._ttl,
-            )
+        step_down = functools.partial(self._step_down, "stopped")
+        await or_let_expire(step_down, self.log, "election", self._key, self._ttl)
 
     def resign(self) -> Deferred[None]:
         """

@@ -15,7 +15,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from txetcd2._logs import PublicLogger
-from txetcd2._recipes._shared import check_name, check_ttl, clock_of
+from txetcd2._recipes._shared import check_name, check_ttl, clock_of, or_let_expire
 from txetcd2._wire.fatal import is_fatal
 from txetcd2.errors import EtcdError, KeyNotFound, TestFailed
 
@@ -175,19 +175,14 @@ class ServiceRegistration(Service):
 
     async def _unregister(self) -> None:
         self._registered = False
-        try:
-            with contextlib.suppress(KeyNotFound, TestFailed):
-                await self._client.compare_and_delete(self._key, prev_value=self._value)
-        except EtcdError as e:
-            if not is_fatal(e):
-                raise
-            # (A closed client, say: stopping still stops; the key expires by itself.)
-            self.log.warn(
-                "registration {key}: not deleted ({error}); it expires {ttl}s after its "
-                "last renewal",
-                key=self._key,
-                error=str(e),
-                ttl=self._ttl,
+        deleted = True
+        with contextlib.suppress(KeyNotFound, TestFailed):
+            deleted = await or_let_expire(
+                lambda: self._client.compare_and_delete(self._key, prev_value=self._value),
+                self.log,
+                "registration",
+                self._key,
+                self._ttl,
             )
-            return
-        self.log.info("registration {key}: unregistered", key=self._key)
+        if deleted:
+            self.log.info("registration {key}: unregistered", key=self._key)
