@@ -616,14 +616,23 @@ class SendNowTests(PoolTestCase):
         self.patch(http11, "send_now", send_now)
         self.patch(request_module, "send_now", send_now)
 
+    def two(self, agent: EtcdAgent, first: bytes, second: bytes) -> tuple[Any, ...]:
+        """
+        Send ``first`` and ``second`` (GETs below ``URL``), each on a new connection.
+
+        :returns: each one's Deferred, then the server side of each connection.
+        """
+        d1 = agent.request(b"GET", URL + first)
+        protocol1, transport1 = self.server.accept()
+        d2 = agent.request(b"GET", URL + second)
+        protocol2, transport2 = self.server.accept()
+        return d1, d2, protocol1, transport1, protocol2, transport2
+
     def test_alone_and_together(self) -> None:
         """The first request is sent at once; one made while it is in flight is
         not; once both are answered, the next is sent at once again."""
         agent = self.agent()
-        first = agent.request(b"GET", URL + b"1")
-        protocol1, transport1 = self.server.accept()
-        second = agent.request(b"GET", URL + b"2")
-        protocol2, transport2 = self.server.accept()
+        first, second, protocol1, transport1, protocol2, transport2 = self.two(agent, b"1", b"2")
         self.assertEqual(self.now, [b"/v2/keys/a1"])
         _answer(protocol1, transport1)
         _answer(protocol2, transport2)
@@ -638,10 +647,9 @@ class SendNowTests(PoolTestCase):
         """A long poll is never sent at once (it waits for an event anyway), and one
         in flight does not keep the next request from going at once."""
         agent = self.agent()
-        poll = agent.request(b"GET", URL + b"?wait=true")
-        protocol1, transport1 = self.server.accept()
-        read = agent.request(b"GET", URL + b"2")
-        protocol2, transport2 = self.server.accept()
+        poll, read, protocol1, transport1, protocol2, transport2 = self.two(
+            agent, b"?wait=true", b"2"
+        )
         self.assertEqual(self.now, [b"/v2/keys/a2"])
         _answer(protocol2, transport2)
         _answer(protocol1, transport1)

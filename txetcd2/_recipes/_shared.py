@@ -226,6 +226,25 @@ async def delete_if_ours(
     return False  # pragma: no cover - the loop returns or raises
 
 
+def giving_up(log: PublicLogger, what: str, key: str, error: EtcdError) -> Failure:
+    """
+    Log, once, that a recipe stops on an error retrying cannot fix.
+
+    :param log: the recipe's logger.
+    :param what: the recipe, for the log line (``"election"``...).
+    :param key: its key.
+    :param error: the error.
+    :returns: the error, for the recipe's ``failure``.
+    """
+    log.error(
+        "{what} {key}: {error}; giving up (retrying cannot fix this)",
+        what=what,
+        key=key,
+        error=str(error),
+    )
+    return Failure(error)
+
+
 async def or_let_expire(
     delete: Callable[[], Awaitable[object]], log: PublicLogger, what: str, key: str, ttl: int
 ) -> bool:

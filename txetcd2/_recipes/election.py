@@ -26,6 +26,7 @@ from txetcd2._recipes._shared import (
     check_ttl,
     clock_of,
     delete_if_ours,
+    giving_up,
     or_let_expire,
 )
 from txetcd2._wire.fatal import is_fatal
@@ -346,12 +347,7 @@ class LeaderElection(Service):
     async def _pause(self, error: EtcdError) -> bool:
         # Wait before trying again; False (at once) when retrying cannot fix it.
         if is_fatal(error):
-            self.failure = Failure(error)
-            self.log.error(
-                "election {key}: {error}; giving up (retrying cannot fix this)",
-                key=self._key,
-                error=str(error),
-            )
+            self.failure = giving_up(self.log, "election", self._key, error)
             return False
         self.log.warn(
             "election {key}: {error}; trying again in 1s", key=self._key, error=str(error)

@@ -15,7 +15,13 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from txetcd2._logs import PublicLogger
-from txetcd2._recipes._shared import check_name, check_ttl, clock_of, or_let_expire
+from txetcd2._recipes._shared import (
+    check_name,
+    check_ttl,
+    clock_of,
+    giving_up,
+    or_let_expire,
+)
 from txetcd2._wire.fatal import is_fatal
 from txetcd2.errors import EtcdError, KeyNotFound, TestFailed
 
@@ -154,12 +160,7 @@ class ServiceRegistration(Service):
             except EtcdError as e:
                 self._registered = False
                 if is_fatal(e):
-                    self.failure = Failure(e)
-                    self.log.error(
-                        "registration {key}: {error}; giving up (retrying cannot fix this)",
-                        key=self._key,
-                        error=str(e),
-                    )
+                    self.failure = giving_up(self.log, "registration", self._key, e)
                     return
                 self.log.warn(
                     "registration {key}: {error}; retrying in {delay:.2f}s",
