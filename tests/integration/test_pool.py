@@ -27,6 +27,7 @@ from txetcd2._embedded.certificates import CertificateAuthority, write_tls_files
 from txetcd2._transport.default import AGENT_VARIABLE
 from txetcd2._transport.lines import EventStream
 from txetcd2._transport.pool import EtcdAgent
+from txetcd2._transport.tls_connection import TLSConnection
 
 
 def on_the_pool(case: TestCase) -> None:
@@ -265,9 +266,7 @@ class PoolTLSTests(TestCase):
 
     timeout = 300
 
-    async def test_tls_reuses_connections(self) -> None:
-        """Over https with a client certificate, sets and gets work and reuse one
-        connection (one handshake)."""
+    async def _client(self) -> EtcdClient:
         on_the_pool(self)
         directory = temp_dir(self, "txetcd2-pool-tls-")
         files = write_tls_files(directory, CertificateAuthority())
@@ -277,6 +276,12 @@ class PoolTLSTests(TestCase):
         )
         self.addCleanup(client.close)
         await etcd.wait_ready(client)
+        return client
+
+    async def test_tls_reuses_connections(self) -> None:
+        """Over https with a client certificate, sets and gets work and reuse one
+        connection (one handshake)."""
+        client = await self._client()
         agent = _agent(client)
         await agent.closeCachedConnections()  # start from no connection
         self.assertEqual(_connections(agent), (0, 0))
@@ -285,3 +290,28 @@ class PoolTLSTests(TestCase):
             self.assertEqual(await client.get_value(f"tls/k{i}"), f"v{i}")
         self.assertEqual(_connections(agent), (1, 0))
         self.assertEqual(_no_delay(agent), [1])
+
+    async def test_pipelined_reads_over_tls(self) -> None:
+        """Over https, gets in flight whose answers' callbacks ask for the next ones
+        (so many answers arrive in one read, and the next requests are written
+        while it is read) all come back right, on TLS connections that deliver
+        each read's records at once."""
+        client = await self._client()
+        for i in range(20):
+            await client.set(f"tls/p{i}", f"v{i}")
+        agent = _agent(client)
+        await agent.closeCachedConnections()
+        got: list[tuple[int, str]] = []
+
+        async def chain(start: int) -> None:
+            for i in range(start, 640, 64):
+                got.append((i, await client.get_value(f"tls/p{i % 20}")))
+
+        await gatherResults([Deferred.fromCoroutine(chain(s)) for s in range(64)])
+        self.assertEqual(sorted(got), [(i, f"v{i % 20}") for i in range(640)])
+        idle, busy = _connections(agent)
+        self.assertEqual(busy, 0)
+        self.assertLessEqual(idle, 8)
+        for member in agent._members.values():
+            for connection in member.idle:
+                self.assertIsInstance(connection.transport, TLSConnection)

@@ -19,7 +19,7 @@ from typing import Any
 from treq.client import HTTPClient
 from treq.cookies import IndexableCookieJar
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IConsumer, IStreamClientEndpoint
 from twisted.web.client import (
     URI,
@@ -30,6 +30,8 @@ from twisted.web.client import (
 from twisted.web.error import SchemeNotSupported
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IPolicyForHTTPS
 from zope.interface import implementer
+
+from txetcd2._transport.tls_connection import tls_endpoint
 
 #: How many members' endpoints are kept; beyond it the cache starts afresh
 #: (members come and go with member-list syncs, rarely).
@@ -94,7 +96,7 @@ class EndpointCache:
         endpoint = self._tcp(scheme, text, port)
         if scheme == b"https":
             creator = self._tls.creatorForNetloc(host, port)
-            endpoint = wrapClientTLS(creator, endpoint)
+            endpoint = tls_endpoint(creator, endpoint, self._reactor)
         return endpoint
 
     def _tcp(self, scheme: bytes, host: str, port: int) -> IStreamClientEndpoint:
