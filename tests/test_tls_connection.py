@@ -15,7 +15,12 @@ from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IPushProducer,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.task import Clock
@@ -254,6 +259,20 @@ class WriteTests(SynchronousTestCase):
         self.assertEqual(pair.clock.getDelayedCalls(), [])
         self.assertEqual(pair.client_wire.value(), sent)
 
+    def test_a_producer_ends_after_lose_connection(self) -> None:
+        """Closed while a producer writes, the connection sends what the producer
+        wrote last before it closes, when the producer is unregistered."""
+        pair = Pair(self)
+        producer = StubProducer()
+        pair.client.registerProducer(producer, True)
+        pair.client.loseConnection()
+        pair.client.write(b"tail")
+        pair.client.unregisterProducer()
+        self.assertEqual(pair.clock.getDelayedCalls(), [])
+        pair.to_server()
+        self.assertEqual(pair.server_app.reads, [b"tail"])
+        self.assertTrue(pair.server_wire.disconnecting)
+
     def test_connection_lost_drops_the_gathered_and_the_timer(self) -> None:
         """A lost connection leaves no timer and reports to the application."""
         pair = Pair(self)
@@ -263,6 +282,20 @@ class WriteTests(SynchronousTestCase):
         self.assertEqual(len(pair.client_app.lost), 1)
         pair.client.write(b"after")
         self.assertEqual(pair.clock.getDelayedCalls(), [])
+
+
+@implementer(IPushProducer)
+class StubProducer:
+    """A streaming producer that is never asked anything in these tests."""
+
+    def pauseProducing(self) -> None:
+        """Nothing to pause."""
+
+    def resumeProducing(self) -> None:
+        """Nothing to resume."""
+
+    def stopProducing(self) -> None:
+        """Nothing to stop."""
 
 
 @implementer(IStreamClientEndpoint)

@@ -123,6 +123,11 @@ class TLSConnection(TLSMemoryBIOProtocol):
         self._flush()
         super().loseConnection()
 
+    def unregisterProducer(self) -> None:
+        """Encrypt what the producer wrote first (a close waiting for it follows)."""
+        self._flush()
+        super().unregisterProducer()
+
     def connectionLost(self, reason: Failure | None = None) -> None:
         """Drop what was gathered (nothing can send it now), then report."""
         self._cancel()
