@@ -1,6 +1,6 @@
 """
-Client TLS connections that read every record of a read at once, and write
-once per read.
+Client TLS connections that deliver each read from the socket in one piece
+and encrypt their writes once per read.
 
 Twisted's default TLS transport (``BufferingTLSTransport``) hands the
 application each decrypted TLS record on its own (etcd sends one record per
