@@ -46,8 +46,9 @@ AGENT_INDEPENDENT := \
 	tests.test_errors tests.test_keys tests.test_models tests.test_times \
 	tests.test_exports tests.test_recipes_exports tests.test_version \
 	tests.test_stream tests.test_docs tests.test_blocking \
-	tests.test_http11 tests.test_immediate tests.test_pool \
-	tests.integration.test_pool tests.integration.test_proxy tests.integration.test_harness \
+	tests.test_http11 tests.test_immediate tests.test_pool tests.test_tls_connection \
+	tests.integration.test_pool tests.integration.test_agent tests.integration.test_proxy \
+	tests.integration.test_harness \
 	tests.integration.test_packaging
 ALL_TEST_MODULES := $(sort $(subst /,.,$(basename $(wildcard tests/test_*.py tests/*/test_*.py))))
 ifeq ($(strip $(TESTS)),tests)

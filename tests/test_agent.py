@@ -60,13 +60,27 @@ class RecordingPolicy:
         return self._policy.creatorForNetloc(hostname, port)
 
 
-def _connect(reactor: MemoryReactorClock, cache: EndpointCache, url: str) -> StringTransport:
+class TCPTransport(StringTransport):
+    """A :class:`StringTransport` with a TCP connection's ``setTcpNoDelay``."""
+
+    no_delay = False
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.no_delay = enabled
+
+
+def _connect(
+    reactor: MemoryReactorClock,
+    cache: EndpointCache,
+    url: str,
+    transport: StringTransport | None = None,
+) -> StringTransport:
     """
     Connect to ``url``'s endpoint in memory and return what the client wrote.
     """
     cache.endpointForURI(_uri(url)).connect(Factory.forProtocol(Protocol))
     host, port, factory, _, _ = reactor.tcpClients[-1]
-    transport = StringTransport()
+    transport = StringTransport() if transport is None else transport
     protocol = factory.buildProtocol(IPv4Address("TCP", host, port))
     assert protocol is not None
     protocol.makeConnection(transport)
@@ -129,6 +143,17 @@ class EndpointCacheTests(SynchronousTestCase):
         self.assertEqual((hello[0], hello[5]), (0x16, 0x01))
         self.reactor.advance(60)
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_connections_without_nagle(self) -> None:
+        """Plain and TLS connections get ``TCP_NODELAY`` on their TCP connection once
+        connected; a transport without the option is left as it is."""
+        cache = EndpointCache(self.reactor, RecordingPolicy())
+        for url in ("http://127.0.0.1:2379/v2/keys/a", "https://127.0.0.1:2379/v2/keys/a"):
+            tcp = TCPTransport()
+            _connect(self.reactor, cache, url, tcp)
+            self.assertTrue(tcp.no_delay, url)
+        self.assertIn("no delay", repr(cache.endpointForURI(_uri("http://127.0.0.1:2379/"))))
+        _connect(self.reactor, cache, "http://127.0.0.1:2380/v2/keys/a")  # no setTcpNoDelay
 
     def test_unsupported_scheme(self) -> None:
         """A scheme other than http and https is refused as Agent refuses it."""

@@ -6,10 +6,8 @@ The client's agent pool: keep-alive HTTP/1.1 connections to each etcd member.
 scheme, host and port, and parses answers with ``httptools``
 (:mod:`txetcd2._transport.http11`). It opens connections through the same
 endpoints and TLS policy as the Twisted agent (:class:`EndpointCache`), and
-reports failures with the same exceptions. Its TCP connections do not use
-Nagle's algorithm (``TCP_NODELAY``, as asyncio's and Go's connections): a
-body written in parts would otherwise wait for etcd's delayed
-acknowledgement, 40 ms, before its last part went out.
+reports failures with the same exceptions (and, as that agent's, its TCP
+connections do not use Nagle's algorithm).
 
 Per member it keeps at most ``max_connections`` connections for ordinary
 requests (long polls, ``wait=true``, are not counted: a watch may wait for
@@ -315,9 +313,6 @@ class EtcdAgent:
             )
             return
         unwrap(connection)
-        no_delay = getattr(connection.transport, "setTcpNoDelay", None)  # (TLS: of its TCP)
-        if no_delay is not None:
-            no_delay(True)
         now = not request.long_poll and _quiet(member)
         member.busy.add(connection)
         connection.send(request, now)
