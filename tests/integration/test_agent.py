@@ -27,8 +27,8 @@ class TwistedAgentTests(EtcdTestCase):
         """A body written in parts, at different reactor turns, is sent as written,
         and the connection does not use Nagle's algorithm (which would hold the last
         part until etcd acknowledged the first, up to 40 ms later). The client's
-        endpoints turn it off for both agents; recent Twisted's HTTP client also
-        does, older ones did not."""
+        endpoints turn it off for both agents; Twisted's HTTP client also does
+        from Twisted 24.10, not before."""
         pool = HTTPConnectionPool(reactor, persistent=True)
         self.addCleanup(pool.closeCachedConnections)
         agent = caching_agent(reactor, pool)
