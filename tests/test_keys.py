@@ -12,6 +12,7 @@ from txetcd2._wire.keys import (
     check_ttl,
     check_value,
     flag,
+    hidden_below,
     key_path,
     normalize_key,
 )
@@ -62,6 +63,30 @@ class NormalizeKeyTests(SynchronousTestCase):
         A key that is not a str raises TypeError.
         """
         self.assertRaises(TypeError, normalize_key, b"a")
+
+
+class HiddenBelowTests(SynchronousTestCase):
+    """
+    Tests for :func:`hidden_below`, etcd's ``isHidden``.
+    """
+
+    def test_hidden(self) -> None:
+        """A segment starting with ``_`` below the watched key hides the key, at any depth."""
+        for top, key in (("/", "/_a"), ("/", "/a/_b"), ("/p", "/p/_a"), ("/p", "/p/a/_b/c")):
+            self.assertTrue(hidden_below(top, key), (top, key))
+
+    def test_not_hidden(self) -> None:
+        """The watched key itself, keys above it, ``_`` segments at or above it, and
+        ``_`` inside a segment hide nothing."""
+        for top, key in (
+            ("/p", "/p"),
+            ("/_p", "/_p"),
+            ("/_p", "/_p/a"),
+            ("/p/a", "/p"),
+            ("/p", "/p/a_b"),
+            ("/", "/a"),
+        ):
+            self.assertFalse(hidden_below(top, key), (top, key))
 
 
 class KeyPathTests(SynchronousTestCase):

@@ -124,20 +124,32 @@ class WatcherScenarios(_Base):
             )
 
     async def test_hidden_and_expired_keys(self) -> None:
-        """A recursive watcher skips hidden keys and sees a key's TTL expire."""
+        """A recursive watcher passes over hidden keys below it, whether etcd answers
+        from its history (a watch from a past index: etcd's history scan returns
+        them, its live notifications do not) or live; it sees a key's TTL expire;
+        a watcher of a hidden key itself sees its changes."""
         client = self.client
         first = await client.set("/hx/start", "0")
+        await client.set("/hx/_early", "h")  # in etcd's history before the watch starts
+        await client.set("/hx/d/_deep", "h")
         w, seen = self.watcher(client, "/hx", index=first.index + 1, recursive=True)
+        own, own_seen = self.watcher(client, "/hx/_late", index=first.index + 1)
         w.start()
-        await client.set("/hx/_hidden", "h")
+        own.start()
+        late = await client.set("/hx/_late", "h")
         short = await client.set("/hx/short", "s", ttl=1)
-        await self.until(lambda: len(seen.changes) >= 2, "the expiry")
+        await self.until(lambda: len(seen.changes) >= 2 and bool(own_seen.changes), "the expiry")
         self.assertEqual(
             [(e.action, e.node.key) for e in seen.changes],
             [("set", "/hx/short"), ("expire", "/hx/short")],
         )
         self.assertEqual(seen.changes[1].prev_node and seen.changes[1].prev_node.value, "s")
         self.assertGreater(seen.changes[1].index, short.index)
+        self.assertEqual(w.index, seen.changes[1].index)
+        self.assertEqual(
+            [(e.action, e.node.key, e.index) for e in own_seen.changes],
+            [("set", "/hx/_late", late.index)],
+        )
 
     async def test_stop_leaves_nothing(self) -> None:
         """After stop() no request, timer or callback of the watcher remains."""

@@ -24,7 +24,7 @@ from txetcd2._transport.deadline import follow
 from txetcd2._watch.listeners import ACTIONS
 from txetcd2._watch.states import Lifecycle, State
 from txetcd2._watch.watcher import Watcher
-from txetcd2._wire.keys import normalize_key
+from txetcd2._wire.keys import hidden_below, normalize_key
 from txetcd2._wire.models import EtcdNode, EtcdResponse
 
 #: Actions that remove a node, and so notify the watchers of every key below it.
@@ -174,8 +174,7 @@ class WatchHub:
                 f"key {canonical!r} is not at or below the hub's prefix {self._prefix!r}; "
                 "use a hub on a common ancestor or a plain Watcher"
             )
-        rest = canonical[len(self._prefix) :] if self._prefix != "/" else canonical
-        if "/_" in rest:
+        if hidden_below(self._prefix, canonical):
             raise ValueError(
                 f"key {canonical!r} has a hidden segment (starting with '_') below the "
                 f"prefix {self._prefix!r}: etcd leaves it out of the prefix's stream; "

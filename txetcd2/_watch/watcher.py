@@ -49,6 +49,7 @@ from txetcd2._wire.keys import (
     check_index,
     check_request_line,
     flag,
+    hidden_below,
     key_path,
     normalize_key,
 )
@@ -204,7 +205,10 @@ class Watcher(Lifecycle):
     :param key: the key or directory to watch.
     :param index: the first index to report (default: changes after the
         watcher started).
-    :param recursive: watch everything below a directory.
+    :param recursive: watch everything below a directory, except hidden keys
+        (a segment below ``key`` starting with ``_``), which etcd leaves out
+        of recursive watches; they are passed over even when etcd answers
+        from its history, which includes them. Watch a hidden key by its name.
     :param retry_policy: seconds to wait before the ``n``-th retry after
         consecutive failures (default:
         :func:`twisted.application.internet.backoffPolicy`); with several
@@ -802,6 +806,17 @@ class Watcher(Lifecycle):
         self._index = event.index
         self._next = event.index + 1
         self._failures = 0
+        if self._recursive and hidden_below(self._key, event.node.key):
+            # etcd leaves hidden keys out of a recursive watch, except when it
+            # answers from its history (a watch from a past index, a catch-up):
+            # passed over, whichever way it came.
+            self.log.debug(
+                "watch {key}: passed over {index}, hidden key {hidden}",
+                key=self._key,
+                index=event.index,
+                hidden=event.node.key,
+            )
+            return
         meter = self._meter
         if meter is None:
             meter = self._meter = BusyMeter(self._clock)

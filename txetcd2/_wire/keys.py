@@ -58,6 +58,22 @@ def normalize_key(key: str) -> str:
     return "/" + inner
 
 
+def hidden_below(top: str, key: str) -> bool:
+    """
+    Whether etcd hides ``key`` from a recursive watch (or listing) of ``top``:
+    a segment of ``key`` below ``top`` starts with ``_`` (etcd's ``isHidden``).
+    ``top`` itself, and keys above it (a removed ancestor directory), are not
+    hidden from it.
+
+    :param top: the watched key, canonical.
+    :param key: an event's key, canonical.
+    :returns: whether ``key`` is hidden from ``top``.
+    """
+    if len(top) > len(key):
+        return False
+    return "/_" in "/" + key[len(top) :]
+
+
 def key_path(key: str, prefix: str = "/v2/keys") -> str:
     """
     Build the percent-encoded request path of a key.
