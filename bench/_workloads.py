@@ -141,7 +141,7 @@ def _twisted_calls(client: str, reactor: Any, url: str, prefix: str, key: str) -
 def _txetcd2_client(client: str, reactor: Any, url: str) -> tuple[Any, Callable[[], Any]]:
     """
     The ``EtcdClient`` of a txetcd2 row and what closes it: ``txetcd2`` (its
-    default agent: the pool, pipelining reads 8 deep), ``txetcd2-twisted``
+    default agent: the pool, pipelining reads 16 deep), ``txetcd2-twisted``
     (Twisted's ``Agent``, the fallback without httptools) or
     ``txetcd2-unpipelined`` (the pool without pipelining;
     ``BENCH_PIPELINE_DEPTH`` sets another depth).

@@ -276,7 +276,13 @@ class ClientAgentTests(SynchronousTestCase):
         """The client's own agent is the agent pool, capped at pool_size connections
         per member, with one endpoint per member."""
         reactor = MemoryReactorClock()
-        client = EtcdClient("http://127.0.0.1:2379", reactor=reactor, pool_size=17, max_retries=0)
+        client = EtcdClient(
+            "http://127.0.0.1:2379",
+            reactor=reactor,
+            pool_size=17,
+            max_retries=0,
+            pipeline_depth=1,  # (deeper, the second get would go behind the first)
+        )
         agent: Any = client._session.exchange._http._agent
         self.assertIsInstance(agent, EtcdAgent)
         self.assertEqual((agent._cap, agent._max_idle), (17, 17))
@@ -296,11 +302,42 @@ class ClientAgentTests(SynchronousTestCase):
 
     def test_default_pool_size(self) -> None:
         """By default the pool keeps up to 64 connections per member, enough for
-        64 requests in flight, and pipelines reads 8 deep once 8 are open."""
+        64 requests in flight, and pipelines reads 16 deep once 4 are open."""
         client = EtcdClient("http://127.0.0.1:2379", reactor=MemoryReactorClock())
         agent: Any = client._session.exchange._http._agent
         self.assertEqual((agent._cap, agent._max_idle), (64, 64))
-        self.assertEqual((agent._depth, agent._pipeline_from), (8, 8))
+        self.assertEqual((agent._depth, agent._pipeline_from), (16, 4))
+
+    def test_pipeline_depth(self) -> None:
+        """pipeline_depth= sets the pool's depth (1: no pipelining), and pipelining
+        starts once pool_size // pipeline_depth connections are open."""
+        for depth, size, start in ((1, 64, 64), (4, 64, 16), (8, 4, 1)):
+            client = EtcdClient(reactor=MemoryReactorClock(), pipeline_depth=depth, pool_size=size)
+            agent: Any = client._session.exchange._http._agent
+            self.assertEqual((agent._depth, agent._pipeline_from), (depth, start))
+
+    def test_bad_pipeline_depth(self) -> None:
+        """A pipeline_depth that is not a whole number of at least 1 is refused before
+        any I/O, and so is one given with agent= (it configures the client's own)."""
+        reactor = MemoryReactorClock()
+        for bad, error in ((0, ValueError), (-3, ValueError), ("8", TypeError), (True, TypeError)):
+            with self.assertRaises(error) as caught:
+                EtcdClient(reactor=reactor, pipeline_depth=bad)  # type: ignore[arg-type]
+            self.assertIn("pipeline_depth", str(caught.exception))
+        with self.assertRaises(ValueError) as caught:
+            EtcdClient(reactor=reactor, agent=RecordingAgent(), pipeline_depth=1)
+        self.assertIn("pipeline_depth= configures the client's own agent", str(caught.exception))
+        self.assertEqual(reactor.tcpClients, [])
+
+    def test_pipeline_depth_on_twisted(self) -> None:
+        """Twisted's Agent (the fallback) never pipelines: pipeline_depth=1 is
+        accepted there, a deeper one refused with what to do."""
+        self.patch(os, "environ", {"TXETCD2_AGENT": "twisted"})
+        client = EtcdClient(reactor=MemoryReactorClock(), pipeline_depth=1)
+        self.assertIsInstance(client._session.exchange._http._agent, Agent)
+        with self.assertRaises(ValueError) as caught:
+            EtcdClient(reactor=MemoryReactorClock(), pipeline_depth=4)
+        self.assertIn("pipeline_depth=4 needs the client's agent pool", str(caught.exception))
 
     def test_twisted_fallback(self) -> None:
         """Without the agent pool, the client's agent is Twisted's Agent over a pool of

@@ -518,6 +518,26 @@ class PipelineTests(PoolTestCase):
             _answer(p, t)
             self.assertEqual(self.body(d), b"ok")
 
+    def test_quorum_reads_not_pipelined(self) -> None:
+        """A quorum read (answered through etcd's raft log, as slowly as a write) made
+        while reads are in flight gets its own connection, and no read goes behind it;
+        plain reads still go behind plain reads."""
+        agent = self.pipelining()
+        read = agent.request(b"GET", URL + b"0")
+        protocol, transport = self.server.accept()
+        quorum = [agent.request(b"GET", URL + b"1?quorum=true") for _ in range(2)]
+        later = agent.request(b"GET", URL + b"2")
+        self.assertEqual(self.server.pending(), 2)
+        (q1, t1), (q2, t2) = self.server.accept(), self.server.accept()
+        self.assertEqual(transport.value().count(b"GET /v2/keys/a0 "), 1)
+        self.assertEqual(transport.value().count(b"GET /v2/keys/a2 "), 1)
+        self.assertEqual(t1.value().count(b"GET "), 1)
+        self.assertEqual(t2.value().count(b"GET "), 1)
+        _answer(protocol, transport, OK + OK)
+        for p, t in ((q1, t1), (q2, t2)):
+            _answer(p, t)
+        self.assertEqual([self.body(d) for d in (read, later, *quorum)], [b"ok"] * 4)
+
     def test_reads_behind_resent(self) -> None:
         """When a pipelined connection is cut in an answer, that read fails and the
         reads queued behind it are sent again on a fresh connection."""

@@ -62,6 +62,11 @@ class EtcdClient(KeySpace, Service):
         ``httptools`` is not installed).
     :param pool_size: how many connections to keep per member (the pool's
         cap for ordinary requests; watches are not counted).
+    :param pipeline_depth: how many short reads (gets without ``wait`` or
+        ``quorum``) may be in flight on one connection, once a member has
+        ``pool_size // pipeline_depth`` connections (default: 16; ``1``
+        turns pipelining off). Above 1, the client's own agent pool only
+        (Twisted's ``Agent``, used without ``httptools``, never pipelines).
     :param watch_timeout: how long one long-poll of :meth:`watch` waits
         before it is renewed (etcd sends no heartbeat).
     :param ca: for ``https://``: the CA certificates to trust (a path or PEM
@@ -101,6 +106,7 @@ class EtcdClient(KeySpace, Service):
         timeout: float = 5.0,
         agent: IAgent | None = None,
         pool_size: int = 64,
+        pipeline_depth: int | None = None,
         watch_timeout: float = 60.0,
         ca: PEMSource | None = None,
         cert: PEMSource | None = None,
@@ -128,11 +134,15 @@ class EtcdClient(KeySpace, Service):
         credentials = check_credentials(username, password, cluster.endpoints, allow_insecure_auth)
         tls = check_tls_options(agent, ca, cert, key, passphrase, verify)
         self._close_pool: Callable[[], Deferred[None]] | None = None
+        depth = None if pipeline_depth is None else check_int(pipeline_depth, "pipeline_depth", 1)
         if agent is None:
             size = check_int(pool_size, "pool_size", 1)
-            agent, self._close_pool = default_agent(reactor, tls, seconds, size, proxy=proxy)
-        elif proxy is not None:
-            raise ValueError("proxy= configures the client's own agent; drop it with agent=")
+            agent, self._close_pool = default_agent(
+                reactor, tls, seconds, size, proxy=proxy, pipeline_depth=depth
+            )
+        elif proxy is not None or depth is not None:
+            option = "proxy=" if proxy is not None else "pipeline_depth="
+            raise ValueError(f"{option} configures the client's own agent; drop it with agent=")
         exchange = Exchange(etcd_http_client(agent), reactor)
         if credentials is not None:
             exchange.auth_header = credentials.header()

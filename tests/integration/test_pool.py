@@ -24,7 +24,7 @@ from tests.integration._single_etcd import reactor, start_etcd, temp_dir
 from tests.integration._support import EtcdTestCase, eventually
 from txetcd2 import EtcdClient
 from txetcd2._embedded.certificates import CertificateAuthority, write_tls_files
-from txetcd2._transport.default import AGENT_VARIABLE
+from txetcd2._transport.default import AGENT_VARIABLE, PIPELINE_DEPTH
 from txetcd2._transport.lines import EventStream
 from txetcd2._transport.pool import EtcdAgent
 from txetcd2._transport.tls_connection import TLSConnection
@@ -131,8 +131,8 @@ class PoolIntegrationTests(EtcdTestCase):
 
     async def test_reads_and_writes_reuse_connections(self) -> None:
         """Sequential sets and gets use one kept-alive connection; 64 gets in flight
-        are pipelined over at most 8 connections, 640 over at most 64, and every
-        answer is right."""
+        are pipelined over at most 64 // PIPELINE_DEPTH connections, 640 over at
+        most 64, and every answer is right."""
         agent = _agent(self.client)
         for i in range(100):
             await self.client.set(f"pool/k{i}", f"v{i}")
@@ -144,13 +144,31 @@ class PoolIntegrationTests(EtcdTestCase):
         self.assertEqual(values, [f"v{i % 100}" for i in range(64)])
         idle, busy = _connections(agent)
         self.assertEqual(busy, 0)
-        self.assertLessEqual(idle, 8)
+        self.assertLessEqual(idle, 64 // PIPELINE_DEPTH)
         self.assertGreater(idle, 1)
         values = await gatherResults(
             [Deferred.fromCoroutine(self._value(f"pool/k{i % 100}")) for i in range(640)]
         )
         self.assertEqual(values, [f"v{i % 100}" for i in range(640)])
         self.assertLessEqual(sum(_connections(agent)), 64)
+
+    async def test_pipeline_depth(self) -> None:
+        """Quorum reads, which etcd answers through its raft log, are never pipelined:
+        64 in flight get 64 connections, as 64 plain gets do with pipeline_depth=1;
+        with pipeline_depth=32, 64 plain gets share 2. Every answer is right."""
+        await self.client.set("pool/depth", "v")
+        for options, quorum, connections in (
+            ({}, True, 64),
+            ({"pipeline_depth": 1}, False, 64),
+            ({"pipeline_depth": 32}, False, 2),
+        ):
+            client = self.make_client(**options)
+            values = await gatherResults(
+                [client.get("pool/depth", quorum=quorum) for _ in range(64)]
+            )
+            self.assertEqual({answer.node.value for answer in values}, {"v"})
+            self.assertEqual(_connections(_agent(client)), (connections, 0), options)
+            await client.close()
 
     async def test_calls_leave_no_cycles(self) -> None:
         """Sets and gets, one at a time and 32 in flight, leave no reference cycles
@@ -311,7 +329,7 @@ class PoolTLSTests(TestCase):
         self.assertEqual(sorted(got), [(i, f"v{i % 20}") for i in range(640)])
         idle, busy = _connections(agent)
         self.assertEqual(busy, 0)
-        self.assertLessEqual(idle, 8)
+        self.assertLessEqual(idle, 64 // PIPELINE_DEPTH)
         for member in agent._members.values():
             for connection in member.idle:
                 self.assertIsInstance(connection.transport, TLSConnection)

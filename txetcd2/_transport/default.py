@@ -16,10 +16,12 @@ from txetcd2._transport.agent import caching_agent
 from txetcd2._transport.twisted_pool import quiet_pool
 
 #: Requests in flight per connection for pipelined reads (1: no pipelining).
-#: Chosen from workload C (64 gets in flight, bench/README.rst): depth 8 over
-#: 8 connections gave ~1.4x the ops/s of no pipelining and ~20 % less CPU per
-#: get, ahead of depths 4 and 16.
-PIPELINE_DEPTH = 8
+#: Chosen from workload C (64 gets in flight, bench/README.rst, "The agent
+#: pool"): depth 16 over 4 connections gave 5 % more gets per second than
+#: depth 8 over 8 (10 % over TLS), and 4-5 % less CPU per get; depth 32
+#: over 2 gave little more in clear, and would put up to 31 reads behind a
+#: slow one.
+PIPELINE_DEPTH = 16
 
 
 #: Set to ``twisted`` to make clients use Twisted's ``Agent`` even with
@@ -47,6 +49,7 @@ def default_agent(
     pool_size: int,
     pool: bool | None = None,
     proxy: str | None = None,
+    pipeline_depth: int | None = None,
 ) -> tuple[IAgent, Callable[[], Deferred[None]]]:
     """
     Build the client's own agent, and the call that closes its connections.
@@ -60,10 +63,12 @@ def default_agent(
         ``Agent``; ``None`` picks the pool when ``httptools`` is installed,
         unless the ``TXETCD2_AGENT`` environment variable says ``twisted``.
     :param proxy: an HTTP proxy's URL, or ``"env"`` (the agent pool only).
+    :param pipeline_depth: reads in flight per pipelined connection
+        (default: :data:`PIPELINE_DEPTH`; above 1, the agent pool only).
     :returns: the agent and a function closing its connections (its
         Deferred fires once they are closed).
-    :raises ValueError: for ``proxy`` without the agent pool, and see
-        :class:`~txetcd2._transport.proxy.Proxy`.
+    :raises ValueError: for ``proxy``, or a ``pipeline_depth`` above 1,
+        without the agent pool, and see :class:`~txetcd2._transport.proxy.Proxy`.
     """
     if pool is None:
         pool = has_httptools() and os.environ.get(AGENT_VARIABLE, "").lower() != "twisted"
@@ -71,11 +76,13 @@ def default_agent(
         from txetcd2._transport.proxy import proxy_choice
 
         proxy_choice(proxy)  # a bad proxy is a TypeError or ValueError first
-        if not pool:
-            raise ValueError(
-                "proxy= needs the client's agent pool: install httptools (and do not set "
-                f"{AGENT_VARIABLE}=twisted)"
-            )
+    # (Twisted's Agent never pipelines: pipeline_depth=1 asks for nothing more.)
+    if not pool and (proxy is not None or (pipeline_depth or 1) > 1):
+        option = "proxy=" if proxy is not None else f"pipeline_depth={pipeline_depth}"
+        raise ValueError(
+            f"{option} needs the client's agent pool: install httptools (and do not set "
+            f"{AGENT_VARIABLE}=twisted)"
+        )
     if pool:
         from txetcd2._transport.pool import EtcdAgent
 
@@ -85,7 +92,7 @@ def default_agent(
             connect_timeout,
             max_connections=pool_size,
             max_idle=pool_size,
-            pipeline_depth=PIPELINE_DEPTH,
+            pipeline_depth=PIPELINE_DEPTH if pipeline_depth is None else pipeline_depth,
             proxy=proxy,
         )
         return agent, agent.closeCachedConnections

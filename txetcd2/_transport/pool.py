@@ -17,7 +17,9 @@ A read (``GET``, ``HEAD``, ``OPTIONS`` without a body) that finds its reused
 connection closed before any byte of an answer is sent once more on a fresh
 one; a write never is.
 
-With ``pipeline_depth`` above 1, short reads (``GET`` without ``wait=true``)
+With ``pipeline_depth`` above 1, short reads (``GET`` without ``wait=true``
+or ``quorum=true``: etcd answers a quorum read through its raft log, as
+slowly as a write, and answers one connection's requests one at a time)
 are pipelined: once a member has ``pipeline_from`` connections, a read that
 finds none idle goes behind those in flight on the least busy one, up to
 ``pipeline_depth`` in flight. When that connection fails, the reads queued
@@ -191,7 +193,10 @@ class EtcdAgent:
                 return fail()
         check_request(method, target)
         query = target.find(b"?")
-        long_poll = query >= 0 and b"wait=true" in target[query:]
+        long_poll = quorum = False
+        if query >= 0:
+            long_poll = b"wait=true" in target[query:]
+            quorum = b"quorum=true" in target[query:]
         request = PendingRequest(
             method,
             uri,
@@ -200,6 +205,7 @@ class EtcdAgent:
             bodyProducer,
             long_poll,
             self._canceller,
+            quorum,
         )
         request.member = member
         self._dispatch(member, request)

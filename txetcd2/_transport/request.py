@@ -95,6 +95,11 @@ class PendingRequest:
     :param producer: its body, if any.
     :param long_poll: whether it waits for an event (``wait=true``): such
         a request is never pipelined and not counted in a member's cap.
+    :param through_raft: whether etcd answers it through its raft log (a
+        read with ``quorum=true``, which waits for the log as a write does):
+        such a read is never pipelined, so that slow ones do not wait one
+        behind the other on one connection (etcd answers a connection's
+        requests one at a time).
     :param canceller: called with the request when its Deferred is cancelled.
     :ivar d: fires with the answer, once its headers arrived.
     :ivar state: ``waiting`` (for a connection), ``connecting``, ``sent``
@@ -141,6 +146,7 @@ class PendingRequest:
         producer: IBodyProducer | None,
         long_poll: bool,
         canceller: Callable[[PendingRequest], None],
+        through_raft: bool = False,
     ) -> None:
         self.method = method
         self.uri = uri
@@ -149,7 +155,9 @@ class PendingRequest:
         self.producer = producer
         self.long_poll = long_poll
         self.idempotent = producer is None and method in IDEMPOTENT
-        self.pipelined = producer is None and method == b"GET" and not long_poll
+        self.pipelined = (
+            producer is None and method == b"GET" and not long_poll and not through_raft
+        )
         self.d: Deferred[IResponse] = Deferred(self._cancelled)
         self._canceller = canceller
         self.state = "waiting"
