@@ -9,7 +9,8 @@ the etcd it started.
 
 - B: sequential set then get of ``--keys`` keys (reference: the plain
   Twisted ``Agent`` loop).
-- C: ``--gets`` gets of one key, 64 in flight (reference: aio_etcd); wrk
+- C: ``--gets`` gets of one key, 64 in flight (reference: aio_etcd, and
+  aio_etcd again with glibc's malloc thresholds fixed, ``-tuned``); wrk
   measures the server's limit on the same etcd and key.
 - D: one recursive txetcd2 watcher while a writer with 32 in flight sets
   ``--watch-keys`` keys: missed events and delay of the last one.
@@ -40,7 +41,7 @@ from bench._idle import report_lines, run_e
 WORKER_DEADLINE = 120.0
 B_CLIENTS = ("txetcd2", "txetcd2-twisted", "pool", "agent", "treq", "python-etcd", "aio_etcd")
 #: Workload C over TLS (an https:// etcd, server certificate only).
-C_TLS_CLIENTS = ("txetcd2", "aio_etcd")
+C_TLS_CLIENTS = ("txetcd2", "aio_etcd", "aio_etcd-tuned")
 C_CLIENTS = (
     "txetcd2",
     "txetcd2-unpipelined",
@@ -49,7 +50,18 @@ C_CLIENTS = (
     "agent",
     "treq",
     "aio_etcd",
+    "aio_etcd-tuned",
 )
+
+#: What the ``-tuned`` rows add to the worker's environment: glibc's malloc
+#: with fixed mmap and trim thresholds. asyncio reads up to 256 KiB at a time,
+#: and until the process happens to free a large block (which raises glibc's
+#: thresholds), each read's buffer is mapped and unmapped, or the heap's top
+#: trimmed, by the kernel: aio_etcd's gets in workload C take about a fifth
+#: less CPU in a process where that happened (importing Twisted's reactor is
+#: enough), or with these settings. See "The reference's memory allocator" in
+#: bench/README.rst.
+TUNED_MALLOC = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=4194304"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 Figures = dict[str, float]
@@ -74,6 +86,9 @@ def worker(
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if ca is not None:
         env["BENCH_CA"] = ca  # the CA of an https:// etcd
+    if client.endswith("-tuned"):
+        client = client.removesuffix("-tuned")
+        env["GLIBC_TUNABLES"] = TUNED_MALLOC
     args = [sys.executable, "-m", "bench._workloads", client, workload, url, str(n)]
     done = subprocess.run(
         [*args, str(inflight), prefix],
@@ -237,7 +252,7 @@ def report(rounds: list[dict[str, Figures]]) -> str:
     lines.append("")
     lines.append(
         "references: B rows -> the raw Agent loop of the same phase; C rows -> aio_etcd "
-        "(C tls: aio_etcd over TLS)"
+        "(C tls: aio_etcd over TLS); -tuned: glibc malloc thresholds fixed (see bench/README.rst)"
     )
     lines.append("")
     lines.append("targets (ratio per round):")
@@ -250,6 +265,11 @@ def report(rounds: list[dict[str, Figures]]) -> str:
     lines.append(
         "  C CPU/op txetcd2 / aio_etcd          " + ", ".join(f"{x:.2f}" for x in cpu_ratio)
     )
+    for phase in ("get", "tls"):
+        row, tuned = f"C {phase} txetcd2", f"C {phase} aio_etcd-tuned"
+        if tuned in rounds[0]:
+            shown = ", ".join(f"{r[row]['ops'] / r[tuned]['ops']:.2f}" for r in rounds)
+            lines.append(f"  C {phase} ops/s txetcd2 / aio_etcd-tuned {shown}")
     if "D watch txetcd2" in rounds[0]:
         d = [r["D watch txetcd2"] for r in rounds]
         missed = ", ".join(f"{x['missed']:.0f}/{x['missed'] + x['received']:.0f}" for x in d)
