@@ -17,10 +17,10 @@ from txetcd2._transport.twisted_pool import quiet_pool
 
 #: Requests in flight per connection for pipelined reads (1: no pipelining).
 #: Chosen from workload C (64 gets in flight, bench/README.rst, "The agent
-#: pool"): depth 16 over 4 connections gave 5 % more gets per second than
-#: depth 8 over 8 (10 % over TLS), and 4-5 % less CPU per get; depth 32
-#: over 2 gave little more in clear, and would put up to 31 reads behind a
-#: slow one.
+#: pool"): depth 16 over 4 connections gave 4 % more gets per second than
+#: depth 8 over 8 (6 % over TLS), and 4-5 % less CPU per get; depth 32 over
+#: 2 gave 3 % more in clear, none over TLS, and would put up to 31 reads
+#: behind a slow one.
 PIPELINE_DEPTH = 16
 
 

@@ -95,12 +95,12 @@ class PendingRequest:
     :param producer: its body, if any.
     :param long_poll: whether it waits for an event (``wait=true``): such
         a request is never pipelined and not counted in a member's cap.
+    :param canceller: called with the request when its Deferred is cancelled.
     :param through_raft: whether etcd answers it through its raft log (a
         read with ``quorum=true``, which waits for the log as a write does):
         such a read is never pipelined, so that slow ones do not wait one
         behind the other on one connection (etcd answers a connection's
         requests one at a time).
-    :param canceller: called with the request when its Deferred is cancelled.
     :ivar d: fires with the answer, once its headers arrived.
     :ivar state: ``waiting`` (for a connection), ``connecting``, ``sent``
         or ``answered``.
