@@ -519,7 +519,7 @@ class PipelineTests(PoolTestCase):
             self.assertEqual(self.body(d), b"ok")
 
     def test_quorum_reads_not_pipelined(self) -> None:
-        """A quorum read (answered through etcd's raft log, as slowly as a write) made
+        """A quorum read (answered through etcd's raft log, as a write is) made
         while reads are in flight gets its own connection, and no read goes behind it;
         plain reads still go behind plain reads."""
         agent = self.pipelining()

@@ -18,8 +18,8 @@ connection closed before any byte of an answer is sent once more on a fresh
 one; a write never is.
 
 With ``pipeline_depth`` above 1, short reads (``GET`` without ``wait=true``
-or ``quorum=true``: etcd answers a quorum read through its raft log, as
-slowly as a write, and answers one connection's requests one at a time)
+or ``quorum=true``: etcd answers a quorum read through its raft log, as it
+does a write, and answers one connection's requests one at a time)
 are pipelined: once a member has ``pipeline_from`` connections, a read that
 finds none idle goes behind those in flight on the least busy one, up to
 ``pipeline_depth`` in flight. When that connection fails, the reads queued
