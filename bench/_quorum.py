@@ -7,7 +7,7 @@ cluster keeps it) and, in alternating rounds, makes 3,000 ``get(quorum=True)``
 calls with 64 in flight on the default client: as the agent pool sends them
 (each on a connection of its own, as writes), and as it sent them before
 quorum reads were kept out of pipelining (emulated by building the pool's
-requests without their ``through_raft`` flag). etcd answers a quorum read
+requests without their ``alone`` flag). etcd answers a quorum read
 through its raft log and answers one connection's requests one at a time,
 so pipelined quorum reads wait for each other's commits. Prints quorum
 reads per second for each, and stops the cluster.
@@ -31,7 +31,7 @@ def _pipelined_request() -> type[Any]:
     from txetcd2._transport.request import PendingRequest
 
     class Pipelined(PendingRequest):
-        """A pool request built without ``through_raft``, as before the change."""
+        """A pool request built without ``alone``, as before the change."""
 
         __slots__ = ()
 

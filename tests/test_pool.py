@@ -518,14 +518,18 @@ class PipelineTests(PoolTestCase):
             _answer(p, t)
             self.assertEqual(self.body(d), b"ok")
 
-    def test_quorum_reads_not_pipelined(self) -> None:
-        """A quorum read (answered through etcd's raft log, as a write is) made
-        while reads are in flight gets its own connection, and no read goes behind it;
-        plain reads still go behind plain reads."""
+    def test_slow_reads_not_pipelined(self) -> None:
+        """A quorum read (answered through etcd's raft log, as a write is) or a
+        recursive listing (perhaps a whole tree) made while reads are in flight gets
+        its own connection, and no read goes behind it; plain reads still go behind
+        plain reads."""
         agent = self.pipelining()
         read = agent.request(b"GET", URL + b"0")
         protocol, transport = self.server.accept()
-        quorum = [agent.request(b"GET", URL + b"1?quorum=true") for _ in range(2)]
+        quorum = [
+            agent.request(b"GET", URL + b"1?quorum=true"),
+            agent.request(b"GET", URL + b"1?recursive=true&sorted=true"),
+        ]
         later = agent.request(b"GET", URL + b"2")
         self.assertEqual(self.server.pending(), 2)
         (q1, t1), (q2, t2) = self.server.accept(), self.server.accept()

@@ -153,20 +153,20 @@ class PoolIntegrationTests(EtcdTestCase):
         self.assertLessEqual(sum(_connections(agent)), 64)
 
     async def test_pipeline_depth(self) -> None:
-        """Quorum reads, which etcd answers through its raft log, are never pipelined:
-        64 in flight get 64 connections, as 64 plain gets do with pipeline_depth=1;
-        with pipeline_depth=32, 64 plain gets share 2. Every answer is right."""
-        await self.client.set("pool/depth", "v")
-        for options, quorum, connections in (
-            ({}, True, 64),
-            ({"pipeline_depth": 1}, False, 64),
-            ({"pipeline_depth": 32}, False, 2),
+        """Quorum reads (which etcd answers through its raft log) and recursive
+        listings are never pipelined: 64 in flight get 64 connections, as 64 plain
+        gets do with pipeline_depth=1; with pipeline_depth=32, 64 plain gets share 2.
+        Every answer is right."""
+        await self.client.set("pool/depth/k", "v")
+        for options, flags, connections in (
+            ({}, {"quorum": True}, 64),
+            ({}, {"recursive": True}, 64),
+            ({"pipeline_depth": 1}, {}, 64),
+            ({"pipeline_depth": 32}, {}, 2),
         ):
             client = self.make_client(**options)
-            values = await gatherResults(
-                [client.get("pool/depth", quorum=quorum) for _ in range(64)]
-            )
-            self.assertEqual({answer.node.value for answer in values}, {"v"})
+            values = await gatherResults([client.get("pool/depth", **flags) for _ in range(64)])
+            self.assertEqual({answer.node.key for answer in values}, {"/pool/depth"})
             self.assertEqual(_connections(_agent(client)), (connections, 0), options)
             await client.close()
 

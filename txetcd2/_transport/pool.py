@@ -17,13 +17,15 @@ A read (``GET``, ``HEAD``, ``OPTIONS`` without a body) that finds its reused
 connection closed before any byte of an answer is sent once more on a fresh
 one; a write never is.
 
-With ``pipeline_depth`` above 1, short reads (``GET`` without ``wait=true``
-or ``quorum=true``: etcd answers a quorum read through its raft log, as it
-does a write, and answers one connection's requests one at a time)
-are pipelined: once a member has ``pipeline_from`` connections, a read that
-finds none idle goes behind those in flight on the least busy one, up to
-``pipeline_depth`` in flight. When that connection fails, the reads queued
-behind the one being answered are sent again elsewhere.
+With ``pipeline_depth`` above 1, short reads are pipelined: ``GET`` without
+``wait=true``, ``quorum=true`` (etcd answers a quorum read through its raft
+log, as it does a write) or ``recursive=true`` (a listing may be a whole
+tree); etcd answers one connection's requests one at a time, so no read
+should wait behind a slow one. Once a member has ``pipeline_from``
+connections, a short read that finds none idle goes behind those in flight
+on the least busy one, up to ``pipeline_depth`` in flight. When that
+connection fails, the reads queued behind the one being answered are sent
+again elsewhere.
 """
 
 from __future__ import annotations
@@ -193,10 +195,11 @@ class EtcdAgent:
                 return fail()
         check_request(method, target)
         query = target.find(b"?")
-        long_poll = quorum = False
+        long_poll = alone = False
         if query >= 0:
-            long_poll = b"wait=true" in target[query:]
-            quorum = b"quorum=true" in target[query:]
+            found = target[query:]
+            long_poll = b"wait=true" in found
+            alone = b"quorum=true" in found or b"recursive=true" in found
         request = PendingRequest(
             method,
             uri,
@@ -205,7 +208,7 @@ class EtcdAgent:
             bodyProducer,
             long_poll,
             self._canceller,
-            quorum,
+            alone,
         )
         request.member = member
         self._dispatch(member, request)

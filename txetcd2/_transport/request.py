@@ -96,11 +96,11 @@ class PendingRequest:
     :param long_poll: whether it waits for an event (``wait=true``): such
         a request is never pipelined and not counted in a member's cap.
     :param canceller: called with the request when its Deferred is cancelled.
-    :param through_raft: whether etcd answers it through its raft log (a
-        read with ``quorum=true``, which waits for the log as a write does):
-        such a read is never pipelined, so that slow ones do not wait one
-        behind the other on one connection (etcd answers a connection's
-        requests one at a time).
+    :param alone: whether it is a read that may be slow to answer: one with
+        ``quorum=true`` (etcd answers it through its raft log, as it does a
+        write) or ``recursive=true`` (a listing may be a whole tree). Such a
+        read is never pipelined, so that no read waits behind it on its
+        connection (etcd answers a connection's requests one at a time).
     :ivar d: fires with the answer, once its headers arrived.
     :ivar state: ``waiting`` (for a connection), ``connecting``, ``sent``
         or ``answered``.
@@ -146,7 +146,7 @@ class PendingRequest:
         producer: IBodyProducer | None,
         long_poll: bool,
         canceller: Callable[[PendingRequest], None],
-        through_raft: bool = False,
+        alone: bool = False,
     ) -> None:
         self.method = method
         self.uri = uri
@@ -155,9 +155,7 @@ class PendingRequest:
         self.producer = producer
         self.long_poll = long_poll
         self.idempotent = producer is None and method in IDEMPOTENT
-        self.pipelined = (
-            producer is None and method == b"GET" and not long_poll and not through_raft
-        )
+        self.pipelined = producer is None and method == b"GET" and not long_poll and not alone
         self.d: Deferred[IResponse] = Deferred(self._cancelled)
         self._canceller = canceller
         self.state = "waiting"
