@@ -63,10 +63,11 @@ class EtcdClient(KeySpace, Service):
     :param pool_size: how many connections to keep per member (the pool's
         cap for ordinary requests; watches are not counted).
     :param pipeline_depth: how many short reads (gets without ``wait``,
-        ``quorum`` or ``recursive``) may be in flight on one connection, once a member has
-        ``pool_size // pipeline_depth`` connections (default: 16; ``1``
-        turns pipelining off). Above 1, the client's own agent pool only
-        (Twisted's ``Agent``, used without ``httptools``, never pipelines).
+        ``quorum`` or ``recursive``) may be in flight on one connection,
+        once a member has ``pool_size // pipeline_depth`` connections
+        (default: 16; ``1`` turns pipelining off). Above 1, the client's own
+        agent pool only (Twisted's ``Agent``, used without ``httptools``,
+        never pipelines).
     :param watch_timeout: how long one long-poll of :meth:`watch` waits
         before it is renewed (etcd sends no heartbeat).
     :param ca: for ``https://``: the CA certificates to trust (a path or PEM

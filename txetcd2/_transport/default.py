@@ -77,7 +77,8 @@ def default_agent(
 
         proxy_choice(proxy)  # a bad proxy is a TypeError or ValueError first
     # (Twisted's Agent never pipelines: pipeline_depth=1 asks for nothing more.)
-    if not pool and (proxy is not None or (pipeline_depth or 1) > 1):
+    deeper = pipeline_depth is not None and pipeline_depth > 1
+    if not pool and (proxy is not None or deeper):
         option = "proxy=" if proxy is not None else f"pipeline_depth={pipeline_depth}"
         raise ValueError(
             f"{option} needs the client's agent pool: install httptools (and do not set "

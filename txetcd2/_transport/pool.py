@@ -197,9 +197,9 @@ class EtcdAgent:
         query = target.find(b"?")
         long_poll = alone = False
         if query >= 0:
-            found = target[query:]
-            long_poll = b"wait=true" in found
-            alone = b"quorum=true" in found or b"recursive=true" in found
+            params = target[query:]
+            long_poll = b"wait=true" in params
+            alone = b"quorum=true" in params or b"recursive=true" in params
         request = PendingRequest(
             method,
             uri,
