@@ -13,6 +13,10 @@ a pass-through (in that worker's process only):
 - ``no-cookie-agent``: without Twisted's ``CookieAgent`` (which builds a
   ``_FakeStdlibRequest`` per request, parsing the URL again with
   ``urllib.parse``, whatever the jar holds);
+- ``lazy-cookie-request``: with Twisted's ``CookieAgent`` as
+  ``bench/upstream/twisted-lazy-cookie-request.patch`` would make it: its
+  ``_FakeStdlibRequest`` parses the URL only when the jar asks for its
+  parts (ours never does);
 - ``no-decoder-agent``: without Twisted's ``ContentDecoderAgent`` (a copy
   of the headers and a callback per request);
 - ``no-response-wrapper``: without treq's ``_Response`` wrapper;
@@ -40,6 +44,7 @@ IN_FLIGHT = 64
 MODES = {
     "shipped": "the client as shipped",
     "no-cookie-agent": "without treq's CookieAgent",
+    "lazy-cookie-request": "with Twisted patched as bench/upstream proposes",
     "no-decoder-agent": "without treq's ContentDecoderAgent",
     "no-response-wrapper": "without treq's _Response wrapper",
     "no-treq": "Exchange calling the agent pool itself",
@@ -57,6 +62,58 @@ class _PassThrough:
         self, method: bytes, uri: bytes, headers: Any = None, bodyProducer: Any = None
     ) -> Any:
         return self._agent.request(method, uri, headers, bodyProducer)
+
+
+def _lazy_cookie_request() -> None:
+    # twisted.web.client._FakeStdlibRequest as the patch in bench/upstream
+    # makes it (the URL parsed, and the headers made, when first asked for).
+    from functools import cached_property
+
+    from twisted.web import client
+    from twisted.web.http_headers import Headers
+
+    class LazyRequest(client._FakeStdlibRequest):
+        def __init__(self, uri: bytes) -> None:
+            self.uri = uri.decode("ascii")
+            self._raw_uri = uri
+            self._twistedHeaders = None  # type: ignore[assignment]
+            self.unverifiable = False
+
+        @cached_property
+        def _parsed(self) -> Any:
+            return client.URI.fromBytes(self._raw_uri)
+
+        @cached_property
+        def type(self) -> str:  # type: ignore[override]
+            return str(self._parsed.scheme.decode("ascii"))
+
+        @cached_property
+        def host(self) -> str:  # type: ignore[override]
+            uri = self._parsed
+            host = str(uri.host.decode("ascii"))
+            if (uri.scheme, uri.port) not in ((b"http", 80), (b"https", 443)):
+                host += f":{uri.port}"
+            return host
+
+        @cached_property
+        def origin_req_host(self) -> str:  # type: ignore[override]
+            return str(self._parsed.host.decode("ascii"))
+
+        def has_header(self, header: str) -> bool:
+            found = self._twistedHeaders
+            return found is not None and found.hasHeader(header.encode("ascii"))
+
+        def add_unredirected_header(self, name: str, value: str) -> None:
+            if self._twistedHeaders is None:
+                self._twistedHeaders = Headers()
+            self._twistedHeaders.addRawHeader(name.encode("ascii"), value.encode("ascii"))
+
+        def get_header(self, name: str, default: Any = None) -> Any:
+            found = self._twistedHeaders
+            values = default if found is None else found.getRawHeaders(name, default)
+            return None if values is None else values[0]
+
+    client._FakeStdlibRequest = LazyRequest  # type: ignore[misc]
 
 
 def _without_treq() -> None:
@@ -90,6 +147,7 @@ def _patch(mode: str) -> None:
     patches: dict[str, Callable[[], None]] = {
         "shipped": lambda: None,
         "no-cookie-agent": lambda: setattr(treq.client, "CookieAgent", _PassThrough),
+        "lazy-cookie-request": _lazy_cookie_request,
         "no-decoder-agent": lambda: setattr(treq.client, "ContentDecoderAgent", _PassThrough),
         "no-response-wrapper": lambda: setattr(treq.client, "_Response", lambda r, _: r),
         "no-treq": _without_treq,
