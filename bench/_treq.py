@@ -40,7 +40,7 @@ from typing import Any
 
 IN_FLIGHT = 64
 
-#: The modes, in the order they run in each round, with what they remove.
+#: The modes, in the order they run in each round, with what each one is.
 MODES = {
     "shipped": "the client as shipped",
     "no-cookie-agent": "without treq's CookieAgent",
