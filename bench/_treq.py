@@ -117,28 +117,23 @@ def _lazy_cookie_request() -> None:
 
 
 def _without_treq() -> None:
-    # Exchange.open as it is, less HTTPClient.request: the agent pool is
-    # given the method, URL, headers and body itself.
-    from txetcd2._transport import exchange
-    from txetcd2._transport.agent import BytesProducer
+    # Exchange.open as it is, with treq's HTTPClient.request replaced by a
+    # direct call of the agent pool (same method, URL, headers and body).
+    from txetcd2._transport.exchange import Exchange
 
-    def open_(
-        self: Any,
-        endpoint: str,
-        method: str,
-        target: str,
-        form: bytes | None,
-        headers: Any = None,
-    ) -> Any:
-        if headers is None:
-            all_headers = self._plain_headers(form is not None)
-        else:
-            all_headers = self._merged_headers(headers, form is not None)
-        producer = None if form is None else BytesProducer(form)
-        url = (endpoint + target).encode("ascii")
-        return self._http._agent.request(method.encode("ascii"), url, all_headers, producer)
+    setup = Exchange.__init__
 
-    exchange.Exchange.open = open_  # type: ignore[method-assign]
+    def __init__(self: Exchange, http: Any, clock: Any) -> None:
+        setup(self, http, clock)
+        agent = http._agent
+
+        def request(method: str, url: Any, *, headers: Any, data: Any, **treq_only: Any) -> Any:
+            text = url if isinstance(url, str) else url.to_text()
+            return agent.request(method.encode("ascii"), text.encode("ascii"), headers, data)
+
+        self._request = request
+
+    Exchange.__init__ = __init__  # type: ignore[method-assign]
 
 
 def _patch(mode: str) -> None:
