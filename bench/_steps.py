@@ -34,7 +34,8 @@ BODY = (
     b'"modifiedIndex":4,"createdIndex":4}}\n'
 )
 
-#: etcd 3.4's headers for that answer, as the parser gives them.
+#: etcd 3.4's headers for that answer, as the parser gives them (named as
+#: Twisted's :class:`Headers` spells them).
 RAW = [
     *(b"Access-Control-Allow-Headers", b"accept, content-type, authorization"),
     *(b"Access-Control-Allow-Methods", b"POST, GET, OPTIONS, PUT, DELETE"),
@@ -64,6 +65,15 @@ class _Source:
         """Nothing to drop."""
 
 
+class _Sent:
+    """The request an answer is given."""
+
+    def __init__(self, method: bytes, uri: bytes, headers: Headers) -> None:
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+
+
 class MemoryAgent:
     """
     An agent whose requests are answered when :meth:`answer_all` is called.
@@ -86,13 +96,16 @@ class MemoryAgent:
 
     def answer_all(self) -> None:
         """Answer every request taken, in order, each with its body complete."""
-        from txetcd2._transport.http11 import answer_headers
-        from txetcd2._transport.response import BODY_DONE, PoolResponse, SentRequest
+        from txetcd2._transport.http11 import headers_of
+        from txetcd2._transport.response import BODY_DONE, PoolResponse
 
         pending, self.pending = self.pending, []
         for d, method, uri, headers in pending:
-            sent = SentRequest(method, uri, headers or Headers())
-            answer = PoolResponse(sent, 200, b"OK", answer_headers(RAW), len(BODY), _Source())
+            sent = _Sent(method, uri, headers or Headers())
+            table: dict[bytes, list[bytes]] = {}
+            for i in range(0, len(RAW), 2):  # as the connection builds it
+                table.setdefault(RAW[i], []).append(RAW[i + 1])
+            answer = PoolResponse(sent, 200, b"OK", headers_of(table), len(BODY), _Source())
             answer.body_data(BODY)
             answer.body_end(BODY_DONE)
             d.callback(answer)

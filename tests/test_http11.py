@@ -34,7 +34,6 @@ from txetcd2._transport.http11 import (
     HTTP11Connection,
     ParseError,
     TruncatedBody,
-    answer_headers,
 )
 from txetcd2._transport.lines import EventStream
 from txetcd2._transport.request import PendingRequest, check_request, request_head
@@ -558,22 +557,26 @@ class AnswerHeadersTests(SynchronousTestCase):
     def test_same_as_public_constructor(self) -> None:
         """Names in any case and repeated names give the same Headers as Twisted's
         public constructor."""
-        raw = {
-            b"content-LENGTH": [b"5"],
-            b"X-Etcd-Index": [b"7"],
-            b"x-etcd-index": [b"8"],
-            b"Etag": [b"e"],
-        }
+        raw = [
+            (b"content-LENGTH", b"5"),
+            (b"X-Etcd-Index", b"7"),
+            (b"x-etcd-index", b"8"),
+            (b"Etag", b"e"),
+            (b"x-custom-header", b"c"),
+        ]
         public = Headers()
-        for name, values in raw.items():
-            for value in values:
-                public.addRawHeader(name, value)
-        built = answer_headers(
-            [part for name, values in raw.items() for value in values for part in (name, value)]
-        )
+        for name, value in raw:
+            public.addRawHeader(name, value)
+        connection, _, _ = _open()
+        request = _request()
+        connection.send(request)
+        lines = b"".join(name + b": " + value + b"\r\n" for name, value in raw)
+        connection.dataReceived(b"HTTP/1.1 200 OK\r\n" + lines + b"\r\nhello")
+        built = self.successResultOf(request.d).headers
         self.assertEqual(built, public)
         self.assertEqual(built.getRawHeaders(b"X-ETCD-INDEX"), [b"7", b"8"])
         self.assertEqual(built.getRawHeaders("etag"), ["e"])
+        self.assertEqual(built.getRawHeaders(b"X-Custom-Header"), [b"c"])
 
 
 class ExplicitKeepAliveTests(SynchronousTestCase):

@@ -233,6 +233,26 @@ class LifeCycleTests(SynchronousTestCase):
         self.assertIn("closed", repr(h.client))
         self.assertIn("create a new EtcdClient", str(ClientClosed()))
 
+    def test_ended_calls_forgotten(self) -> None:
+        """A call that ended (answered, failed or cancelled) is no longer kept
+        for close() to cancel; one in flight is."""
+        h = Harness(A)
+        pending = h.client._session._pending
+        answered = h.client.get("k")
+        h.pop(A).respond(200, node_body("get", "/k", "v", 5))
+        self.successResultOf(answered)
+        cancelled = h.client.get("k")
+        h.pop(A)
+        cancelled.cancel()
+        self.failureResultOf(cancelled, CancelledError)
+        self.assertEqual(pending, set())
+        in_flight = h.client.get("k")
+        self.assertEqual(pending, {in_flight})
+        self.successResultOf(h.client.close())
+        self.failureResultOf(in_flight, CancelledError)
+        self.assertEqual(pending, set())
+        self.assertTrue(h.idle())
+
     def test_close_twice(self) -> None:
         """close() may be called again; both Deferreds fire."""
         h = Harness()

@@ -178,7 +178,12 @@ class Session:
         """
         if self._closing is not None:
             raise ClientClosed()
-        return self._track(self._start(request, deadline, max_retries, None, finish))
+        # Its own chain, tracked, rather than a Deferred of its own in front
+        # (as run() gives a coroutine): every step of the chain is the
+        # session's, and fires at once when cancelled.
+        call = self._start(request, deadline, max_retries, None, finish)
+        self._pending.add(call)
+        return call.addBoth(_forget, self._pending, call)
 
     def _track(self, inner: Deferred[_T]) -> Deferred[_T]:
         # The caller's Deferred: close() cancels it, and its cancel() fires it
@@ -579,6 +584,12 @@ def _then(
     d: Deferred[RawResponse], finish: Callable[[RawResponse, str], Any] | None, what: str
 ) -> Deferred[Any]:
     return d if finish is None else d.addCallback(finish, what)
+
+
+def _forget(result: _T, pending: set[Deferred[Any]], call: Deferred[Any]) -> _T:
+    # The end of a call: close() has nothing more to cancel.
+    pending.discard(call)
+    return result
 
 
 def _same(raw: RawResponse) -> RawResponse:

@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.error import ConnectingCancelledError
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
+
+from txetcd2._transport.timeouts import Timeout, Timeouts
 
 _T = TypeVar("_T")
 
@@ -49,7 +51,7 @@ def _cancelled(failure: Failure) -> bool:
 def within(
     d: Deferred[_T],
     timeout: float | None,
-    clock: IReactorTime,
+    clock: IReactorTime | Timeouts,
     failed: Callable[[Failure], object] | None = None,
 ) -> Deferred[_T]:
     """
@@ -63,32 +65,28 @@ def within(
 
     :param d: the request's Deferred.
     :param timeout: seconds; ``None`` for no deadline.
-    :param clock: the clock.
+    :param clock: the clock, or the client's :class:`Timeouts` (which share
+        delayed calls between requests).
     :param failed: called with the failure, so reported, in the same
         callback (the request's errback); what it returns or raises is the
         result.
     :returns: ``d``.
     """
-    # One callback and one delayed call, rather than Deferred.addTimeout's
-    # two callbacks and an errback: this runs for every request.
-    timed_out = False
-    call: IDelayedCall | None = None
-
-    def expire() -> None:
-        nonlocal timed_out
-        timed_out = True
-        d.cancel()
+    # One callback and one timeout, rather than Deferred.addTimeout's two
+    # callbacks and an errback and a delayed call: this runs for every request.
+    timer: Timeout | None = None
 
     def settle(result: _T | Failure) -> Any:
-        if call is not None and not timed_out:
-            call.cancel()  # still pending: only expire() ends it otherwise
+        if timer is not None:
+            timer.stop()  # (nothing once it ran out)
         if not isinstance(result, Failure):
             return result
-        result = settled_failure(result, timed_out, timeout)
+        result = settled_failure(result, timer is not None and timer.fired, timeout)
         return result if failed is None else failed(result)
 
     if timeout is not None:
-        call = clock.callLater(timeout, expire)
+        timeouts = clock if isinstance(clock, Timeouts) else Timeouts(clock)
+        timer = timeouts.start(timeout, d)
     settled: Deferred[_T] = d.addBoth(settle)
     return settled
 

@@ -15,7 +15,7 @@ from twisted.internet.error import (
     ConnectingCancelledError,
     DNSLookupError,
 )
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone, ResponseNeverReceived
@@ -25,6 +25,7 @@ from twisted.web.iweb import IResponse
 
 from txetcd2._transport.agent import NO_COOKIES, BytesProducer
 from txetcd2._transport.deadline import settled_failure, within
+from txetcd2._transport.timeouts import Timeout, Timeouts
 from txetcd2._wire.answers import RawResponse, etcd_headers
 from txetcd2._wire.errors import (
     EtcdConnectionError,
@@ -149,6 +150,8 @@ class Exchange:
     def __init__(self, http: HTTPClient, clock: IReactorTime) -> None:
         self._http = http
         self._clock = clock
+        #: Every request's timeout, sharing delayed calls.
+        self.timeouts = Timeouts(clock)
         # treq's request, typed loosely: its answers are IResponse providers
         # (treq's wrapper) and any IReactorTime serves as its reactor.
         self._request: Any = http.request
@@ -249,14 +252,8 @@ class Exchange:
         """
         # The deadline, the reading of the answer and the mapping of errors
         # in one callback: what within() and a callback of its own would do.
-        timed_out = False
-        call: IDelayedCall | None = None
+        timer: Timeout | None = None
         request = self.open(endpoint, method, target, form, headers)
-
-        def expire() -> None:
-            nonlocal timed_out
-            timed_out = True
-            request.cancel()
 
         def settle(result: Any) -> Any:
             if not isinstance(result, Failure):
@@ -269,15 +266,15 @@ class Exchange:
         def done(result: Any) -> Any:
             # (Not settle itself: a function that refers to itself is a cycle
             # that only the garbage collector frees, with all it holds.)
-            if call is not None and not timed_out:
-                call.cancel()
+            if timer is not None:
+                timer.stop()  # (nothing once it ran out)
             if not isinstance(result, Failure):
                 return result if then is None else then(result, *args)
             # What is left of the attempt's time bounds the port probe, if any.
-            left = None if call is None else call.getTime() - self._clock.seconds()
+            left = None if timer is None else timer.when - self._clock.seconds()
             try:
                 outcome = self._send_failed(
-                    settled_failure(result, timed_out, timeout),
+                    settled_failure(result, timer is not None and timer.fired, timeout),
                     endpoint,
                     method,
                     target,
@@ -293,7 +290,7 @@ class Exchange:
             return then(outcome, *args)
 
         if timeout is not None:
-            call = self._clock.callLater(timeout, expire)
+            timer = self.timeouts.start(timeout, request)
         return request.addBoth(settle)
 
     def _send_failed(
@@ -391,7 +388,7 @@ class Exchange:
             :class:`EtcdTLSError` for a TLS failure).
         """
         started = self._clock.seconds()
-        opened = within(self.open(endpoint, method, target, None), timeout, self._clock)
+        opened = within(self.open(endpoint, method, target, None), timeout, self.timeouts)
         try:
             return await opened
         except TimeoutError:
@@ -419,7 +416,7 @@ class Exchange:
         :raises EtcdConnectionError: when the body was cut short.
         """
         try:
-            return await within(read_body(response), timeout, self._clock)
+            return await within(read_body(response), timeout, self.timeouts)
         except TimeoutError:
             raise EtcdTimeout(endpoint, f"{what} body", timeout or 0.0) from None
         except CancelledError:

@@ -39,7 +39,7 @@ from twisted.web.iweb import UNKNOWN_LENGTH
 
 from txetcd2._transport.immediate import send_now
 from txetcd2._transport.request import WITH_BODY, BodyWriter, PendingRequest, request_head
-from txetcd2._transport.response import BODY_DONE, PoolResponse, SentRequest
+from txetcd2._transport.response import BODY_DONE, PoolResponse
 
 #: The most bytes an answer's status line and headers may take.
 MAX_HEADER_BYTES = 64 * 1024
@@ -55,52 +55,49 @@ _CANONICAL: dict[bytes, bytes] = {}
 _MAX_NAMES = 512
 
 
-def answer_headers(raw: Sequence[bytes]) -> Headers:
+#: Whether :class:`Headers` keeps its values in a ``_rawHeaders`` table by
+#: canonical name (every Twisted this package supports does), which
+#: :func:`headers_of` then hands it whole.
+_SHARED_TABLE = isinstance(getattr(Headers(), "_rawHeaders", None), dict)
+
+
+def canonical_name(name: bytes) -> bytes:
     """
-    Build an answer's :class:`Headers` from the names and values llhttp parsed.
+    A header name as Twisted's :class:`Headers` spells it (``X-Etcd-Index``),
+    remembered for the next answers.
+
+    :param name: the name as it was sent.
+    :returns: the canonical spelling.
+    """
+    canonical = _CANONICAL.get(name)
+    if canonical is None:
+        canonical = next(iter(Headers({name: [b""]}).getAllRawHeaders()))[0]
+        if len(_CANONICAL) < _MAX_NAMES:
+            _CANONICAL[name] = canonical
+    return canonical
+
+
+def headers_of(table: dict[bytes, list[bytes]]) -> Headers:
+    """
+    The :class:`Headers` of an answer, from the table its connection built.
 
     llhttp has already refused names that are not tokens and values with
-    line breaks, so only the names' spelling is normalized (once per name,
-    as Twisted spells them), without the per-value checks of the public
-    constructor; when :class:`Headers` does not keep its table where it
-    used to, the public constructor is used.
+    line breaks, so the connection only spells each name as Twisted does
+    (:func:`canonical_name`) as the parser hands it over, and the table is
+    given to :class:`Headers` as is, without the per-value checks of the
+    public constructor (which is used when :class:`Headers` keeps no such
+    table).
 
-    :param raw: names and values as they came: name, value, name, value...
+    :param table: the values by canonical name, in the order they came.
     :returns: the headers.
     """
     headers = Headers()
-    table: Any = getattr(headers, "_rawHeaders", None)
-    if not isinstance(table, dict):  # pragma: no cover - a Twisted without the table
-        for i in range(0, len(raw), 2):
-            headers.addRawHeader(raw[i], raw[i + 1])
-        return headers
-    names = iter(raw)
-    for name, value in zip(names, names, strict=True):
-        canonical = _CANONICAL.get(name)
-        if canonical is None:
-            canonical = next(iter(Headers({name: [b""]}).getAllRawHeaders()))[0]
-            if len(_CANONICAL) < _MAX_NAMES:
-                _CANONICAL[name] = canonical
-        values = table.get(canonical)
-        if values is None:
-            table[canonical] = [value]
-        else:
-            values.append(value)
+    if _SHARED_TABLE:
+        headers._rawHeaders = table
+    else:  # pragma: no cover - a Twisted without the table
+        for name, values in table.items():
+            headers.setRawHeaders(name, values)
     return headers
-
-
-def framing_headers(headers: Headers) -> tuple[Sequence[bytes] | None, Sequence[bytes] | None]:
-    """
-    :param headers: an answer's headers.
-    :returns: its ``Transfer-Encoding`` and ``Content-Length`` values, if any.
-    """
-    table: Any = getattr(headers, "_rawHeaders", None)
-    if isinstance(table, dict):
-        return table.get(b"Transfer-Encoding"), table.get(b"Content-Length")
-    return (  # pragma: no cover - a Twisted without the table
-        headers.getRawHeaders(b"transfer-encoding"),
-        headers.getRawHeaders(b"content-length"),
-    )
 
 
 #: The connections whose bytes a parser is reading now, the innermost last
@@ -127,12 +124,21 @@ def _on_message_begin() -> None:
 
 
 def _on_header(name: bytes, value: bytes) -> None:
+    # The answer's header table, built as the parser goes (what
+    # headers_of() needs), names spelled as canonical_name() does, inline:
+    # this runs for every header of every answer.
     connection = _reading[-1]
-    raw = connection._raw
-    if raw is None:
-        connection._raw = [name, value]
+    table = connection._table
+    if table is None:
+        connection._table = table = {}
+    canonical = _CANONICAL.get(name)
+    if canonical is None:
+        canonical = canonical_name(name)
+    values = table.get(canonical)
+    if values is None:
+        table[canonical] = [value]
     else:
-        raw += (name, value)
+        values.append(value)
 
 
 def _on_headers_complete() -> None:
@@ -246,7 +252,7 @@ class HTTP11Connection(Protocol):
         self.extra = b""
         self.explicit_keep_alive = False
         self._parser = HttpResponseParser(_CALLBACKS)
-        self._raw: list[bytes] | None = None  # name, value...: made at the first header
+        self._table: dict[bytes, list[bytes]] | None = None  # made at the first header
         self._in_headers = False
         self._header_bytes = 0
         self._informational = False
@@ -380,7 +386,7 @@ class HTTP11Connection(Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        raw, self._raw = self._raw or (), None
+        table, self._table = self._table or {}, None
         if self._discard:
             return
         code: int = self._parser.get_status_code()
@@ -388,9 +394,10 @@ class HTTP11Connection(Protocol):
             self._informational = True  # 100 Continue and the like
             return
         request = self.queue[0]
-        headers = answer_headers(raw)
+        headers = headers_of(table)
         length: int | object = UNKNOWN_LENGTH
-        coding, given = framing_headers(headers)
+        coding = table.get(b"Transfer-Encoding")
+        given = table.get(b"Content-Length")
         chunked = coding is not None and b"chunked" in b",".join(coding).lower()
         if not chunked and given is not None and given[-1].strip().isdigit():
             length = int(given[-1])
@@ -404,8 +411,7 @@ class HTTP11Connection(Protocol):
                 headers.getRawHeaders(b"proxy-connection", [])
             )
             self._keep_alive = b"keep-alive" in b",".join(said).lower()
-        sent = SentRequest(request.method, request.uri, request.headers)
-        response = PoolResponse(sent, code, RESPONSES.get(code, b""), headers, length, self)
+        response = PoolResponse(request, code, RESPONSES.get(code, b""), headers, length, self)
         self._response = response
         if not request.long_poll and not head and type(length) is int and length <= HOLD_BYTES:
             # A short answer of known length: give it once its body is here

@@ -94,6 +94,16 @@ class BodyTransport:
     loseConnection = stopProducing
 
 
+class AnsweredRequest(Protocol):
+    """
+    What an answer is given about its request (the pool's pending request).
+    """
+
+    method: bytes
+    uri: bytes
+    headers: Headers
+
+
 @implementer(IClientRequest)
 class SentRequest:
     """
@@ -117,6 +127,9 @@ class PoolResponse:
     """
     One answer; its body is delivered with :meth:`deliverBody`.
 
+    Its ``request`` (a :class:`SentRequest`) and its body's transport are
+    made when asked for: a short answer read whole never needs them.
+
     :param request: the request it answers.
     :param code: the status code.
     :param phrase: the reason phrase.
@@ -132,34 +145,48 @@ class PoolResponse:
         "_end",
         "_kept",
         "_reader",
+        "_request",
+        "_sent",
+        "_source",
         "_transport",
         "code",
         "headers",
         "length",
         "phrase",
         "previousResponse",
-        "request",
     )  # fmt: skip
 
     def __init__(
         self,
-        request: SentRequest,
+        request: AnsweredRequest,
         code: int,
         phrase: bytes,
         headers: Headers,
         length: int | object,
         source: BodySource,
     ) -> None:
-        self.request = request
+        self._sent = request
+        self._request: SentRequest | None = None
         self.code = code
         self.phrase = phrase
         self.headers = headers
         self.length = length
         self.previousResponse: IResponse | None = None
-        self._transport = BodyTransport(source)
+        self._source = source
+        self._transport: BodyTransport | None = None
         self._reader: IProtocol | None = None
         self._kept: list[bytes] | None = None  # made for the first bytes before deliverBody
         self._end: Failure | None = None
+
+    @property
+    def request(self) -> SentRequest:
+        """
+        The request it answers (:class:`~twisted.web.iweb.IClientRequest`).
+        """
+        if self._request is None:
+            sent = self._sent
+            self._request = SentRequest(sent.method, sent.uri, sent.headers)
+        return self._request
 
     def __repr__(self) -> str:
         length = "unknown" if self.length is UNKNOWN_LENGTH else self.length
@@ -187,6 +214,7 @@ class PoolResponse:
         if self._reader is not None:
             raise RuntimeError("the body of this answer was delivered already")
         self._reader = protocol
+        self._transport = BodyTransport(self._source)
         protocol.makeConnection(self._transport)  # type: ignore[arg-type]
         kept, self._kept = self._kept, None
         for data in kept or ():
@@ -206,7 +234,6 @@ class PoolResponse:
         if self._end is not BODY_DONE or self._reader is not None:
             return None
         self._reader = _TAKEN
-        self._transport.detach()
         kept, self._kept = self._kept, None
         if kept is None:
             return b""
@@ -236,7 +263,8 @@ class PoolResponse:
             return
         self._end = reason
         if self._reader is not None:
-            self._transport.detach()
+            if self._transport is not None:
+                self._transport.detach()
             self._reader.connectionLost(reason)
 
     def _feed(self, reader: IProtocol, data: bytes) -> None:
@@ -244,4 +272,5 @@ class PoolResponse:
             reader.dataReceived(data)
         except Exception:
             self.log.failure("the reader of a {code} answer's body failed", code=self.code)
-            self._transport.stopProducing()
+            if self._transport is not None:
+                self._transport.stopProducing()
