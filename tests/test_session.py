@@ -6,6 +6,7 @@ deadlines, cancellation at any instant, and the client's life cycle
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from twisted.application.internet import backoffPolicy
@@ -252,6 +253,23 @@ class LifeCycleTests(SynchronousTestCase):
         self.failureResultOf(in_flight, CancelledError)
         self.assertEqual(pending, set())
         self.assertTrue(h.idle())
+
+    def test_called_only_with_result(self) -> None:
+        """A call's Deferred is called once, with the call's result: not while
+        the agent has answered and the body, or another member, is awaited
+        (its ``called`` and ``result`` mean what they say)."""
+        h = Harness()
+        d = h.client.get("k")
+        h.pop(A).refuse()
+        self.assertFalse(d.called)  # the next member is being asked
+        body = json.dumps(node_body("get", "/k", "v", 3)).encode()
+        response = h.pop(B).respond(200, body[:5], finish=False)
+        self.assertFalse(d.called)  # the body is coming
+        response.write(body[5:])
+        response.finish()
+        self.assertTrue(d.called)
+        self.assertEqual(d.result.node.value, "v")
+        self.assertEqual(self.successResultOf(d).node.value, "v")
 
     def test_close_twice(self) -> None:
         """close() may be called again; both Deferreds fire."""

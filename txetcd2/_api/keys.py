@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 
 from txetcd2._api.missing import MISSING
 from txetcd2._logs import PublicLogger
-from txetcd2._session.session import Request, Session
+from txetcd2._session.session import Request, Session, make_request
 from txetcd2._transport.deadline import Deadline
 from txetcd2._wire.answers import RawResponse, error_for
 from txetcd2._wire.errors import EtcdProtocolError, EtcdTimeout, KeyNotFound, NotFile
@@ -161,7 +161,7 @@ class KeyCalls:
     ) -> Deferred[EtcdResponse]:
         canonical, path = key_target(key)
         target = check_request_line(method, path, query)
-        request = Request(method, target, canonical, idempotent, form, keyspace=True)
+        request = make_request(method, target, canonical, idempotent, form, keyspace=True)
         deadline = self._session.deadline(None if timeout is None else check_seconds(timeout))
         retries = None if max_retries is None else check_retries(max_retries)
         return self._session.call(request, deadline, retries, decode)

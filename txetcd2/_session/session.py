@@ -29,6 +29,7 @@ from txetcd2._session.retry import never_left
 from txetcd2._transport.deadline import Deadline, follow
 from txetcd2._transport.exchange import Exchange, abort_answer
 from txetcd2._wire.answers import RawResponse, error_for, etcd_headers
+from txetcd2._wire.direct import direct_constructor
 from txetcd2._wire.errors import (
     ClientClosed,
     EtcdConnectionError,
@@ -79,6 +80,10 @@ class Request:
     headers: Headers | None = None
     keyspace: bool = False
     check_v2: bool = True
+
+
+#: :class:`Request` as the APIs build one per call (see :mod:`txetcd2._wire.direct`).
+make_request = direct_constructor(Request)
 
 
 class Session:
@@ -178,29 +183,17 @@ class Session:
         """
         if self._closing is not None:
             raise ClientClosed()
-        # Its own chain, tracked, rather than a Deferred of its own in front
-        # (as run() gives a coroutine): every step of the chain is the
-        # session's, and fires at once when cancelled.
-        call = self._start(request, deadline, max_retries, None, finish)
-        self._pending.add(call)
-        return call.addBoth(_forget, self._pending, call)
+        return self._track(self._start(request, deadline, max_retries, None, finish))
 
     def _track(self, inner: Deferred[_T]) -> Deferred[_T]:
         # The caller's Deferred: close() cancels it, and its cancel() fires it
-        # at once, whatever ``inner`` does with the cancellation.
+        # at once, whatever ``inner`` does with the cancellation. (A Deferred
+        # of its own: ``inner`` is called, and paused, while it waits for a
+        # body or another member; the caller's is called with the result.)
         outer: Deferred[_T] = Deferred(lambda _: inner.cancel())
-        self._pending.add(outer)
-
-        def settle(result: _T | Failure) -> None:
-            self._pending.discard(outer)
-            if outer.called:
-                return  # cancelled before it ended: the caller has its CancelledError
-            if isinstance(result, Failure):
-                outer.errback(result)
-            else:
-                outer.callback(result)
-
-        inner.addBoth(settle)
+        pending = self._pending
+        pending.add(outer)
+        inner.addBoth(_settle, pending, outer)
         return outer
 
     def track(self, service: Stoppable) -> None:
@@ -586,10 +579,15 @@ def _then(
     return d if finish is None else d.addCallback(finish, what)
 
 
-def _forget(result: _T, pending: set[Deferred[Any]], call: Deferred[Any]) -> _T:
-    # The end of a call: close() has nothing more to cancel.
-    pending.discard(call)
-    return result
+def _settle(result: object, pending: set[Deferred[Any]], outer: Deferred[Any]) -> None:
+    # The end of a call: its caller's Deferred fires (unless it was cancelled
+    # and fired already), and close() has nothing more to cancel.
+    pending.discard(outer)
+    if not outer.called:
+        if isinstance(result, Failure):
+            outer.errback(result)
+        else:
+            outer.callback(result)
 
 
 def _same(raw: RawResponse) -> RawResponse:

@@ -26,7 +26,7 @@ from twisted.web.iweb import IResponse
 from txetcd2._transport.agent import NO_COOKIES, BytesProducer
 from txetcd2._transport.deadline import settled_failure, within
 from txetcd2._transport.timeouts import Timeout, Timeouts
-from txetcd2._wire.answers import RawResponse, etcd_headers
+from txetcd2._wire.answers import RawResponse, etcd_headers, make_raw_response
 from txetcd2._wire.errors import (
     EtcdConnectionError,
     EtcdError,
@@ -472,7 +472,7 @@ def answer_of(endpoint: str, response: IResponse) -> RawResponse | Deferred[RawR
     if complete_body is not None:
         body = complete_body()
         if body is not None:
-            return RawResponse(endpoint, response.code, found, body)
+            return make_raw_response(endpoint, response.code, found, body)
     return _read_body(response, (endpoint, response.code, found))
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 from twisted.web.http_headers import Headers
 
+from txetcd2._wire.direct import direct_constructor
 from txetcd2._wire.errors import (
     EtcdError,
     EtcdProtocolError,
@@ -60,6 +61,11 @@ class RawResponse:
             raise EtcdProtocolError(
                 self.endpoint, self.status, "the body is not JSON", self.body
             ) from None
+
+
+#: :class:`RawResponse` as the transport builds one per answer (see
+#: :mod:`txetcd2._wire.direct`).
+make_raw_response = direct_constructor(RawResponse)
 
 
 #: etcd's headers by their bytes name: as :class:`Headers` spells it

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from txetcd2._wire.direct import direct_constructor
 from txetcd2._wire.times import parse_time
 
 
@@ -96,6 +97,12 @@ class EtcdResponse:
         return self.node.modified_index
 
 
+#: :class:`EtcdNode` and :class:`EtcdResponse` as the decoder builds them
+#: (see :mod:`txetcd2._wire.direct`).
+_make_node = direct_constructor(EtcdNode)
+_make_response = direct_constructor(EtcdResponse)
+
+
 class DecodeError(ValueError):
     """
     A document does not have the shape of an etcd answer.
@@ -148,7 +155,7 @@ def decode_node(doc: Any) -> EtcdNode:
     modified = get("modifiedIndex", 0)
     if type(modified) is not int:
         raise DecodeError(f"modifiedIndex should be an integer, not {modified!r}")
-    return EtcdNode(
+    return _make_node(
         key=key,
         value=value,
         dir=get("dir") is True,
@@ -201,10 +208,10 @@ def decode_event(
     prev = get("prevNode")
     found = get("node")
     if found is None and key is not None:
-        node = EtcdNode(key=key, modified_index=index or 0)
+        node = _make_node(key=key, modified_index=index or 0)
     else:
         node = decode_node(found)
-    return EtcdResponse(
+    return _make_response(
         action=action,
         node=node,
         prev_node=decode_node(prev) if prev is not None else None,
