@@ -7,7 +7,7 @@ deadlines, cancellation at any instant, and the client's life cycle
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import IService, MultiService
@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import ResponseNeverReceived
 from zope.interface.verify import verifyObject
 
-from txetcd2 import ClientClosed, EtcdClient, EtcdConnectionError, EtcdTimeout
+from txetcd2 import ClientClosed, EtcdClient, EtcdConnectionError, EtcdResponse, EtcdTimeout
 from txetcd2.testing._fakes import FakeRequest, RecordingAgent, node_body
 
 A, B, C = "http://a:1", "http://b:2", "http://c:3"
@@ -268,7 +268,8 @@ class LifeCycleTests(SynchronousTestCase):
         response.write(body[5:])
         response.finish()
         self.assertTrue(d.called)
-        self.assertEqual(d.result.node.value, "v")
+        self.assertIsInstance(d.result, EtcdResponse)
+        self.assertEqual(cast(EtcdResponse, d.result).node.value, "v")
         self.assertEqual(self.successResultOf(d).node.value, "v")
 
     def test_close_twice(self) -> None:
