@@ -56,8 +56,9 @@ class DirectConstructorTests(SynchronousTestCase):
         self.assertRaises(TypeError, make_raw_response, "http://a:1", 200, {})
 
     def test_refuses_more_than_values(self) -> None:
-        """Classes whose __init__ validates, converts, makes defaults or runs
-        a post-init hook, and classes that are not frozen, are refused."""
+        """Classes whose __init__ validates, converts, makes defaults, runs a
+        post-init hook or resets a cached hash, and classes that are not
+        slotted and frozen, are refused."""
 
         @attrs.frozen
         class Validated:
@@ -86,8 +87,12 @@ class DirectConstructorTests(SynchronousTestCase):
         class Unslotted:
             x: int
 
+        @attrs.frozen(cache_hash=True)
+        class Hashed:
+            x: int
+
         class Plain:
             pass
 
-        for cls in (Validated, Converted, Made, Hooked, Mutable, Unslotted, Plain):
+        for cls in (Validated, Converted, Made, Hooked, Mutable, Unslotted, Hashed, Plain):
             self.assertRaises(TypeError, direct_constructor, cls)

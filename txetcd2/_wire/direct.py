@@ -29,7 +29,8 @@ def direct_constructor(cls: type[_T]) -> Callable[..., _T]:
     directly.
 
     :param cls: a slotted, frozen attrs class whose fields have no
-        validator, converter or factory, and no ``__attrs_post_init__``.
+        validator, converter or factory, and no ``__attrs_post_init__``
+        or slot of its own (such as a cached hash).
     :returns: the constructor, named ``make_<class name>``.
     :raises TypeError: for a class whose ``__init__`` does more than that.
     """
@@ -38,6 +39,9 @@ def direct_constructor(cls: type[_T]) -> Callable[..., _T]:
     fields = attrs.fields(cls)
     if cls.__setattr__ is object.__setattr__:
         raise TypeError(f"{cls.__name__} is not frozen: its __init__ is fast already")
+    hidden = set(cls.__dict__["__slots__"]) - {field.name for field in fields} - {"__weakref__"}
+    if hidden:  # e.g. a cached hash, which __init__ would reset
+        raise TypeError(f"{cls.__name__} has slots that are not fields: {sorted(hidden)}")
     namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     parameters = []
     lines = []
